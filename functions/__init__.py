@@ -1,0 +1,1 @@
+"""Thin triggers: Functions types in → one service call → Functions types out. One blueprint per file."""

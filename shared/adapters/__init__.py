@@ -1,0 +1,1 @@
+"""Adapters: Dataverse Web API, Azure Table Storage, Service Bus, tokens."""

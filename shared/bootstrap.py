@@ -1,0 +1,164 @@
+"""Composition root: builds the service and its adapters from :class:`Settings`, once per process.
+
+Triggers call :func:`get_service`. Tests and local runners build their own with :func:`build_service` and
+install it with :func:`install`.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import requests
+
+from shared.adapters.dataverse import DataverseClient
+from shared.adapters.tokens import StaticToken, TokenProvider, default_credential
+from shared.ports import KeyValueStore, Provider, QueuePublisher
+from shared.repository import StateRepository
+from shared.service import ChannelConfig, ChannelService
+from shared.settings import Settings, get_settings
+
+
+class SystemClock:
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+    def sleep(self, seconds: float) -> None:
+        time.sleep(seconds)
+
+
+def new_session(pool_size: int = 32) -> requests.Session:
+    """A pooled session: keep-alive connections to Dataverse and the provider, reused across invocations."""
+    session = requests.Session()
+    adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=pool_size)
+    session.mount("https://", adapter)
+    session.mount("http://", adapter)
+    return session
+
+
+def channel_config(settings: Settings) -> ChannelConfig:
+    return ChannelConfig(
+        provider_name=settings.channel_provider,
+        callback_url=settings.callback_url(settings.channel_provider),
+        message_body_column=settings.message_body_column,
+        contact_phone_column=settings.contact_phone_column,
+        compliance_column=settings.compliance_column,
+        default_country_code=settings.default_country_code,
+        reply_window=timedelta(days=settings.reply_window_days),
+        opt_out_words=settings.opt_out_word_set,
+        activity_queue=settings.activity_queue_name,
+        callback_queue=settings.callback_queue_name,
+        poison_queue=settings.poison_queue_name,
+        max_attempts=settings.send_retry_max_attempts,
+        retry_base_seconds=settings.send_retry_base_seconds,
+        send_lease=timedelta(seconds=settings.send_lease_seconds),
+    )
+
+
+def build_provider(settings: Settings, session: requests.Session) -> Provider:
+    callback_url = settings.callback_url(settings.channel_provider)
+    if settings.channel_provider == "twilio":
+        from shared.providers.twilio import TwilioProvider
+
+        return TwilioProvider(
+            account_sid=str(settings.twilio_account_sid),
+            auth_token=str(settings.twilio_auth_token),
+            sender=settings.twilio_from,
+            messaging_service_sid=settings.twilio_messaging_service_sid,
+            api_base_url=settings.twilio_api_base_url,
+            callback_url=callback_url,
+            session=session,
+            timeout=settings.provider_timeout_seconds,
+        )
+    if settings.channel_provider == "loopback":
+        from shared.providers.loopback import LoopbackProvider
+
+        return LoopbackProvider(
+            base_url=str(settings.loopback_provider_url),
+            key=str(settings.loopback_signing_key),
+            callback_url=callback_url,
+            session=session,
+            timeout=settings.provider_timeout_seconds,
+        )
+    raise ValueError(f"unsupported provider {settings.channel_provider}")  # settings validation prevents this
+
+
+def build_service(
+    settings: Settings,
+    *,
+    store: KeyValueStore | None = None,
+    queue: QueuePublisher | None = None,
+    credential: Any = None,
+    session: requests.Session | None = None,
+) -> ChannelService:
+    session = session or new_session()
+    if settings.dataverse_static_token:
+        tokens: Any = StaticToken(settings.dataverse_static_token)
+    else:
+        credential = credential or default_credential(settings.azure_client_id)
+        tokens = TokenProvider(credential, settings.dataverse_scope)
+    dataverse = DataverseClient(
+        settings.dataverse_url,
+        tokens,
+        session=session,
+        timeout=settings.dataverse_timeout_seconds,
+        max_retries=settings.dataverse_max_retries,
+        signature=settings.interaction_action_signature,
+    )
+    if store is None:
+        from shared.adapters.table_store import TableStore
+
+        storage_credential = None
+        if not settings.storage_connection:
+            client_id = settings.storage_client_id or settings.azure_client_id
+            storage_credential = credential or default_credential(client_id)
+        store = TableStore.from_settings(
+            table_name=settings.state_table_name,
+            connection_string=settings.storage_connection,
+            table_service_uri=settings.storage_table_service_uri,
+            account_name=settings.storage_account_name,
+            credential=storage_credential,
+        )
+    if queue is None:
+        from shared.adapters.servicebus import ServiceBusPublisher
+
+        sb_credential = None
+        if not settings.service_bus_connection:
+            sb_credential = credential or default_credential(settings.service_bus_client_id or settings.azure_client_id)
+        queue = ServiceBusPublisher.from_settings(
+            connection_string=settings.service_bus_connection,
+            namespace=settings.service_bus_namespace,
+            credential=sb_credential,
+        )
+    clock = SystemClock()
+    return ChannelService(
+        channel_config(settings),
+        dataverse,
+        build_provider(settings, session),
+        StateRepository(store, clock.now),
+        queue,
+        clock,
+    )
+
+
+_service: ChannelService | None = None
+_lock = threading.Lock()
+
+
+def get_service() -> ChannelService:
+    """The process-wide service (settings validated, one credential, one session), built on first use."""
+    global _service  # noqa: PLW0603 - the composition root owns this one singleton
+    if _service is None:
+        with _lock:
+            if _service is None:
+                _service = build_service(get_settings())
+    return _service
+
+
+def install(service: ChannelService | None) -> None:
+    """Replace the process-wide service (tests, local runner); ``None`` resets it."""
+    global _service  # noqa: PLW0603
+    with _lock:
+        _service = service

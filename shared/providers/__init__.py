@@ -1,0 +1,1 @@
+"""Provider modules. Each one implements :class:`shared.ports.Provider` and passes tests/contract."""

@@ -1,0 +1,183 @@
+"""Twilio Programmable Messaging (SMS and WhatsApp).
+
+Send: ``POST /2010-04-01/Accounts/{AccountSid}/Messages.json`` (form, HTTP Basic), with a per-message
+``StatusCallback`` that carries our activity row id, so a delivery report finds its activity even if the worker
+died before writing the provider's message id.
+Callbacks: status callbacks and the "A message comes in" webhook arrive on the same route, both signed with
+``X-Twilio-Signature`` over the public URL Twilio requested.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import parse_qsl
+
+import requests
+
+from shared.domain.errors import CallbackRejected, SendFailedTransient, SendRejected
+from shared.domain.models import (
+    HttpReply,
+    InboundEvent,
+    InboundHttpRequest,
+    ProviderCallback,
+    ProviderEvent,
+    SendRequest,
+    SendResult,
+    StatusEvent,
+    StatusKind,
+)
+from shared.log import scrub
+from shared.providers import twilio_signature
+
+NAME = "twilio"
+EMPTY_TWIML = b'<?xml version="1.0" encoding="UTF-8"?><Response/>'
+MAX_CALLBACK_BYTES = 64 * 1024
+
+STATUS_MAP = {
+    "delivered": StatusKind.DELIVERED,
+    "undelivered": StatusKind.FAILED,
+    "failed": StatusKind.FAILED,
+    "read": StatusKind.OPENED,
+    "sent": StatusKind.SENT,
+}
+
+# 4xx error codes that are about this recipient / this message: retrying can never succeed.
+RECIPIENT_ERRORS = {
+    "21211": "invalid 'To' number",
+    "21214": "'To' number cannot be reached",
+    "21408": "no permission to send to this region",
+    "21610": "recipient has opted out (replied STOP)",
+    "21612": "cannot route to this number",
+    "21614": "'To' number is not a mobile number",
+    "21617": "message body too long",
+    "63016": "WhatsApp: outside the 24-hour session window (use a template)",
+    "63024": "WhatsApp: invalid recipient",
+}
+OPTED_OUT_CODE = "21610"
+
+
+def _is_connect_failure(exc: requests.RequestException) -> bool:
+    if isinstance(exc, requests.ConnectTimeout):
+        return True
+    text = repr(exc)
+    return "NewConnectionError" in text or "Failed to establish a new connection" in text
+
+
+class TwilioProvider:
+    name = NAME
+
+    def __init__(
+        self,
+        *,
+        account_sid: str,
+        auth_token: str,
+        sender: str | None,
+        messaging_service_sid: str | None,
+        api_base_url: str,
+        callback_url: str,
+        session: requests.Session,
+        timeout: float = 10.0,
+    ) -> None:
+        self._sid = account_sid
+        self._token = auth_token
+        self._from = sender
+        self._service = messaging_service_sid
+        self._endpoint = f"{api_base_url.rstrip('/')}/2010-04-01/Accounts/{account_sid}/Messages.json"
+        self._callback_url = callback_url
+        self._session = session
+        self._timeout = timeout
+
+    # --- send --------------------------------------------------------------------------------------
+    def send(self, request: SendRequest) -> SendResult:
+        to = request.to
+        if self._from and self._from.startswith("whatsapp:") and not to.startswith("whatsapp:"):
+            to = "whatsapp:" + to
+        form = {"To": to, "Body": request.body, "StatusCallback": request.status_callback_url}
+        if self._service:
+            form["MessagingServiceSid"] = self._service
+        else:
+            form["From"] = self._from or ""
+        try:
+            response = self._session.post(
+                self._endpoint, data=form, auth=(self._sid, self._token), timeout=(3.05, self._timeout)
+            )
+        except requests.RequestException as exc:
+            raise SendFailedTransient(
+                f"Twilio unreachable: {exc.__class__.__name__}", retry_safe=_is_connect_failure(exc)
+            ) from None
+        return self._result(response)
+
+    def _result(self, response: requests.Response) -> SendResult:
+        status = response.status_code
+        try:
+            payload = response.json()
+        except ValueError:
+            payload = {}
+        if status in (200, 201) and payload.get("sid"):
+            return SendResult(provider_message_id=str(payload["sid"]), status=str(payload.get("status", "")))
+        code = str(payload.get("code", ""))
+        message = scrub(str(payload.get("message", "")))[:300]
+        if status == 429:
+            retry_after = response.headers.get("Retry-After")
+            raise SendFailedTransient(
+                f"Twilio throttled ({code})", retry_safe=True, retry_after=float(retry_after) if retry_after else None
+            )
+        if status == 504:
+            raise SendFailedTransient("Twilio gateway timeout: the message may have been accepted", retry_safe=False)
+        if status >= 500:
+            raise SendFailedTransient(f"Twilio HTTP {status}", retry_safe=True)
+        if status == 400 and code in RECIPIENT_ERRORS:
+            raise SendRejected(code, RECIPIENT_ERRORS[code], opted_out=code == OPTED_OUT_CODE)
+        # 401/403/404 and other 400s are about our configuration (credentials, sender), not the contact:
+        # keep the message and retry later; it reaches the poison queue with this reason if never fixed.
+        raise SendFailedTransient(f"Twilio refused the request: HTTP {status} {code} {message}", retry_safe=True)
+
+    # --- callbacks ---------------------------------------------------------------------------------
+    def handle_callback(self, request: InboundHttpRequest) -> ProviderCallback:
+        if request.method.upper() != "POST":
+            raise CallbackRejected(405, "Twilio callbacks are POST requests")
+        if len(request.body) > MAX_CALLBACK_BYTES:
+            raise CallbackRejected(413, "callback body too large")
+        content_type = (request.header("content-type") or "").split(";")[0].strip().lower()
+        url = self._callback_url + (f"?{request.raw_query}" if request.raw_query else "")
+        if content_type == "application/x-www-form-urlencoded" or not content_type:
+            try:
+                params = parse_qsl(request.body.decode("utf-8"), keep_blank_values=True, strict_parsing=False)
+            except UnicodeDecodeError:
+                raise CallbackRejected(400, "callback body is not UTF-8") from None
+        else:
+            params = []  # JSON bodies are covered by bodySHA256 in the signed URL
+        if not twilio_signature.validate(
+            self._token, url, params, request.header("x-twilio-signature"), body=request.body
+        ):
+            raise CallbackRejected(403, "missing or invalid X-Twilio-Signature")
+        if content_type not in ("application/x-www-form-urlencoded", ""):
+            raise CallbackRejected(415, "Twilio messaging webhooks are form-encoded")
+        form = dict(params)
+        if form.get("AccountSid") not in (None, self._sid):
+            raise CallbackRejected(403, "callback for another Twilio account")
+        sid = form.get("MessageSid") or form.get("SmsSid") or form.get("SmsMessageSid")
+        if not sid:
+            raise CallbackRejected(400, "callback has no MessageSid")
+        events: list[ProviderEvent] = []
+        status = (form.get("MessageStatus") or "").lower()
+        if status and status != "received":
+            events.append(
+                StatusEvent(
+                    provider_message_id=sid,
+                    kind=STATUS_MAP.get(status, StatusKind.IGNORED),
+                    raw_status=status,
+                    activity_hint=request.query.get("activity"),
+                    error_code=form.get("ErrorCode") or None,
+                    event_id=f"{sid}:{status}",
+                )
+            )
+        else:
+            sender, recipient = form.get("From"), form.get("To")
+            if not sender or not recipient or "Body" not in form:
+                raise CallbackRejected(400, "inbound message needs From, To and Body")
+            events.append(
+                InboundEvent(
+                    provider_message_id=sid, sender=sender, recipient=recipient, text=form["Body"], event_id=sid
+                )
+            )
+        return ProviderCallback(events=events, reply=HttpReply(200, EMPTY_TWIML, "text/xml"))

@@ -1,0 +1,154 @@
+"""Activity state and lookup indexes on top of any :class:`KeyValueStore` (Azure Table Storage in Azure)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from dataclasses import asdict, replace
+from datetime import datetime
+from typing import Any
+
+from shared.domain.models import ActivityRef
+from shared.domain.state import ActivityState, SendStatus
+from shared.ports import Conflict, KeyValueStore
+
+ACTIVITY_ROW = "activity"
+INDEX_ROW = "index"
+MAX_CONFLICT_RETRIES = 20
+
+
+def phone_key(phone: str) -> str:
+    """Index key for a phone number: a hash, so the raw number never becomes a table key."""
+    number = phone.split(":", 1)[1] if phone.startswith("whatsapp:") else phone
+    return "phone-" + hashlib.sha256(number.encode()).hexdigest()[:40]
+
+
+def message_key(provider: str, message_id: str) -> str:
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in message_id)
+    return f"msg-{provider}-{safe}"[:250]
+
+
+def _dt(value: Any) -> datetime | None:
+    if value in (None, ""):
+        return None
+    if isinstance(value, datetime):
+        return value
+    return datetime.fromisoformat(str(value))
+
+
+def _to_entity(state: ActivityState) -> dict[str, Any]:
+    return {
+        **{f"a_{k}": v for k, v in asdict(state.activity).items()},
+        "send_status": state.send_status.value,
+        "contract": state.contract,
+        "provider": state.provider or "",
+        "provider_message_id": state.provider_message_id or "",
+        "phone_masked": state.phone_masked or "",
+        "lease_until": state.lease_until.isoformat() if state.lease_until else "",
+        "send_attempts": state.send_attempts,
+        "due": json.dumps(state.due),
+        "recorded": json.dumps(state.recorded),
+        "last_error": (state.last_error or "")[:1000],
+        "updated_at": state.updated_at.isoformat() if state.updated_at else "",
+    }
+
+
+def _from_entity(values: dict[str, Any], etag: str) -> ActivityState:
+    activity = ActivityRef(**{name: str(values[f"a_{name}"]) for name in ActivityRef.__dataclass_fields__})
+    return ActivityState(
+        activity=activity,
+        send_status=SendStatus(values["send_status"]),
+        contract=values.get("contract") or "outbound",
+        provider=values.get("provider") or None,
+        provider_message_id=values.get("provider_message_id") or None,
+        phone_masked=values.get("phone_masked") or None,
+        lease_until=_dt(values.get("lease_until")),
+        send_attempts=int(values.get("send_attempts") or 0),
+        due=list(json.loads(values.get("due") or "[]")),
+        recorded=list(json.loads(values.get("recorded") or "[]")),
+        last_error=values.get("last_error") or None,
+        updated_at=_dt(values.get("updated_at")),
+        etag=etag,
+    )
+
+
+class StateRepository:
+    def __init__(self, store: KeyValueStore, now: Callable[[], datetime]) -> None:
+        self._store = store
+        self._now = now
+
+    # --- activity records ----------------------------------------------------------------------
+    def get(self, row_id: str) -> ActivityState | None:
+        found = self._store.get(row_id, ACTIVITY_ROW)
+        return None if found is None else _from_entity(*found)
+
+    def get_or_create(self, activity: ActivityRef) -> ActivityState:
+        existing = self.get(activity.row_id)
+        if existing is not None:
+            return existing
+        state = ActivityState(activity=activity, updated_at=self._now())
+        try:
+            etag = self._store.insert(activity.row_id, ACTIVITY_ROW, _to_entity(state))
+        except Conflict:
+            again = self.get(activity.row_id)
+            if again is None:  # pragma: no cover - deleted in between
+                raise
+            return again
+        return replace(state, etag=etag)
+
+    def save(self, state: ActivityState) -> ActivityState:
+        """Write ``state`` if nobody changed it since it was read; raise :class:`Conflict` otherwise."""
+        if state.etag is None:
+            raise ValueError("save() needs a state that was read from the store")
+        updated = replace(state, updated_at=self._now())
+        etag = self._store.replace(state.row_id, ACTIVITY_ROW, _to_entity(updated), state.etag)
+        return replace(updated, etag=etag)
+
+    def mutate(self, row_id: str, change: Callable[[ActivityState], ActivityState | None]) -> ActivityState:
+        """Read-modify-write with optimistic concurrency; ``change`` returning None means no write."""
+        for _ in range(MAX_CONFLICT_RETRIES):
+            current = self.get(row_id)
+            if current is None:
+                raise KeyError(row_id)
+            changed = change(current)
+            if changed is None:
+                return current
+            try:
+                return self.save(changed)
+            except Conflict:
+                continue
+        raise Conflict(f"state record {row_id} kept changing under us")
+
+    # --- indexes ---------------------------------------------------------------------------------
+    def index_message(self, provider: str, message_id: str, row_id: str) -> None:
+        self._store.upsert(message_key(provider, message_id), INDEX_ROW, {"row_id": row_id})
+
+    def find_by_message(self, provider: str, message_id: str) -> str | None:
+        found = self._store.get(message_key(provider, message_id), INDEX_ROW)
+        return None if found is None else str(found[0]["row_id"])
+
+    def index_phone(self, phone: str, row_id: str, sent_at: datetime) -> None:
+        """Remember the most recent activity sent to ``phone`` (for matching replies)."""
+        key = phone_key(phone)
+        for _ in range(MAX_CONFLICT_RETRIES):
+            found = self._store.get(key, INDEX_ROW)
+            values = {"row_id": row_id, "sent_at": sent_at.isoformat()}
+            try:
+                if found is None:
+                    self._store.insert(key, INDEX_ROW, values)
+                    return
+                current, etag = found
+                if (_dt(current.get("sent_at")) or sent_at) > sent_at:
+                    return  # a newer activity already owns this number
+                self._store.replace(key, INDEX_ROW, values, etag)
+                return
+            except Conflict:
+                continue
+
+    def find_by_phone(self, phone: str) -> tuple[str, datetime] | None:
+        found = self._store.get(phone_key(phone), INDEX_ROW)
+        if found is None:
+            return None
+        sent_at = _dt(found[0].get("sent_at"))
+        return (str(found[0]["row_id"]), sent_at) if sent_at else None

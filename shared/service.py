@@ -1,0 +1,623 @@
+"""The service layer: one entry point per trigger, each a complete use case.
+
+- :meth:`ChannelService.handle_activity_message`: a Dataverse activity message → one provider send → interactions.
+- :meth:`ChannelService.handle_callback`: a provider callback → interactions (durably queued if Dataverse is down).
+- :meth:`ChannelService.handle_queued_callback`: a queued callback, retried.
+
+Every failure is classified: poison input goes to the poison queue with a reason after one attempt; transient
+failures are rescheduled with exponential backoff; nothing is dropped silently.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, replace
+from datetime import timedelta
+from typing import Any, Protocol
+
+from shared.domain import template
+from shared.domain.context import activity_from_attributes, parse_activity_message
+from shared.domain.errors import (
+    CallbackRejected,
+    DataverseError,
+    NotFound,
+    PoisonMessage,
+    SendFailedTransient,
+    SendRejected,
+    TransientError,
+)
+from shared.domain.keywords import classify_reply
+from shared.domain.models import (
+    ACTIVITY_ENTITY,
+    ActivityRef,
+    Contact,
+    HttpReply,
+    InboundEvent,
+    InboundHttpRequest,
+    Interaction,
+    ProviderEvent,
+    ResponseType,
+    SendRequest,
+    StatusEvent,
+    StatusKind,
+)
+from shared.domain.phone import normalize_e164
+from shared.domain.state import (
+    FINAL_SEND_STATES,
+    ActivityState,
+    SendStatus,
+    add_due,
+    interactions_for_status,
+    mark_recorded,
+)
+from shared.log import log_event, mask_phone
+from shared.ports import Clock, Provider, QueueMessage, QueuePublisher
+from shared.repository import StateRepository
+
+ATTEMPT_PROPERTY = "channel-attempt"
+MAX_BACKOFF_SECONDS = 3600.0
+
+ACTIVITY_COLUMNS = [
+    "msdyncrm_activityid",
+    "_msdyncrm_contact_value",
+    "_msdyncrm_customerjourney_value",
+    "_msdyncrm_customerjourneyiteration_value",
+    "msdyncrm_entitytype",
+    "msdyncrm_entityid",
+]
+
+
+class DataverseApi(Protocol):
+    def entity_set_name(self, logical_name: str) -> str: ...
+
+    def get_row(
+        self, logical_name: str, row_id: str, columns: list[str], *, formatted: bool = False, cache: bool = False
+    ) -> dict[str, Any]: ...
+
+    def update_row(self, logical_name: str, row_id: str, values: Mapping[str, Any]) -> None: ...
+
+    def create_interaction(self, activity: ActivityRef, interaction: Interaction) -> None: ...
+
+
+@dataclass(frozen=True)
+class ChannelConfig:
+    provider_name: str
+    callback_url: str  # <CALLBACK_BASE_URL>/api/callbacks/<provider>
+    message_body_column: str
+    contact_phone_column: str
+    compliance_column: str
+    default_country_code: str | None
+    reply_window: timedelta
+    opt_out_words: frozenset[str]
+    activity_queue: str
+    callback_queue: str
+    poison_queue: str
+    max_attempts: int
+    retry_base_seconds: float
+    send_lease: timedelta
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What happened to one message, for logs, tests and the local runner."""
+
+    result: str  # sent | failed | suppressed | ambiguous | duplicate | poisoned | retry_scheduled | ...
+    row_id: str | None = None
+    detail: str | None = None
+
+
+class ChannelService:
+    def __init__(
+        self,
+        config: ChannelConfig,
+        dataverse: DataverseApi,
+        provider: Provider,
+        state: StateRepository,
+        queue: QueuePublisher,
+        clock: Clock,
+        providers: Mapping[str, Provider] | None = None,
+    ) -> None:
+        self.config = config
+        self.dataverse = dataverse
+        self.provider = provider
+        self.providers = dict(providers or {provider.name: provider})
+        self.state = state
+        self.queue = queue
+        self.clock = clock
+
+    # ================================================================================================
+    # Activity messages
+    # ================================================================================================
+    def handle_activity_message(self, message: QueueMessage) -> Outcome:
+        """Process one activity message. Raises only when the message must be redelivered by Service Bus."""
+        try:
+            parsed = parse_activity_message(message.body, message.content_type, message.application_properties)
+            activity = parsed.activity or self._read_activity(parsed.row_id)
+            return self.process_activity(activity)
+        except PoisonMessage as poison:
+            self._poison(message, poison.reason, poison.detail)
+            return Outcome("poisoned", detail=poison.reason)
+        except (TransientError, DataverseError) as error:
+            return self._retry_later(message, error)
+
+    def _read_activity(self, row_id: str) -> ActivityRef:
+        """The message was trimmed (> 192 KB, ``MessageMaxSizeExceeded``): read the row through the Web API."""
+        log_event("activity.trimmed", activity_row=row_id)
+        try:
+            row = self.dataverse.get_row(ACTIVITY_ENTITY, row_id, ACTIVITY_COLUMNS)
+        except NotFound:
+            raise PoisonMessage("activity_not_found", f"activity row {row_id} does not exist any more") from None
+        attributes = {
+            "msdyncrm_activityid": row.get("msdyncrm_activityid"),
+            "msdyncrm_contact": row.get("_msdyncrm_contact_value"),
+            "msdyncrm_customerjourney": row.get("_msdyncrm_customerjourney_value"),
+            "msdyncrm_customerjourneyiteration": row.get("_msdyncrm_customerjourneyiteration_value"),
+            "msdyncrm_entitytype": row.get("msdyncrm_entitytype"),
+            "msdyncrm_entityid": row.get("msdyncrm_entityid"),
+        }
+        return activity_from_attributes(row_id, attributes)
+
+    def process_activity(self, activity: ActivityRef) -> Outcome:
+        state = self.state.get_or_create(activity)
+        ids = _ids(activity)
+        if state.send_status in FINAL_SEND_STATES:
+            log_event("activity.duplicate", send_status=state.send_status.value, **ids)
+            self.flush(state)
+            return Outcome("duplicate", activity.row_id, state.send_status.value)
+        if state.send_status is SendStatus.SENDING:
+            now = self.clock.now()
+            if state.lease_until and state.lease_until > now:
+                wait = (state.lease_until - now).total_seconds()
+                raise TransientError("another worker is sending this activity", retry_after=wait)
+            state = self._mark_ambiguous(state, "worker stopped after calling the provider (lease expired)")
+            return Outcome("ambiguous", activity.row_id, state.last_error)
+
+        text, contact = self._load_message_and_contact(activity)
+        if contact.opted_out:
+            self.state.mutate(
+                activity.row_id,
+                lambda s: (
+                    replace(s, send_status=SendStatus.SUPPRESSED) if s.send_status is SendStatus.CLAIMED else None
+                ),
+            )
+            log_event("activity.suppressed", reason="compliance", column=self.config.compliance_column, **ids)
+            return Outcome("suppressed", activity.row_id)
+        phone = normalize_e164(contact.phone, self.config.default_country_code)
+        if phone is None:
+            reason = "no phone number" if not contact.phone else "phone number is not E.164-normalisable"
+            return self._fail_without_send(activity, reason, mask_phone(contact.phone))
+        if not text.strip():
+            return self._fail_without_send(activity, "message text is empty after personalisation", mask_phone(phone))
+        return self._send(state, phone, text)
+
+    def _load_message_and_contact(self, activity: ActivityRef) -> tuple[str, Contact]:
+        body_column = self.config.message_body_column
+        try:
+            message_row = self.dataverse.get_row(activity.entity_type, activity.entity_id, [body_column], cache=True)
+        except NotFound:
+            raise PoisonMessage(
+                "message_not_found", f"message row {activity.entity_id} of {activity.entity_type} does not exist"
+            ) from None
+        except DataverseError as error:
+            if error.status == 400:
+                raise PoisonMessage(
+                    "message_column_invalid",
+                    f"cannot read MESSAGE_BODY_COLUMN '{body_column}' from {activity.entity_type}: {error.message}",
+                ) from None
+            raise
+        raw_text = message_row.get(body_column) or ""
+        if not isinstance(raw_text, str):
+            raise PoisonMessage("message_column_invalid", f"MESSAGE_BODY_COLUMN '{body_column}' is not a text column")
+        columns = template.contact_columns(raw_text)
+        select = list(dict.fromkeys([self.config.contact_phone_column, self.config.compliance_column, *columns]))
+        try:
+            row = self.dataverse.get_row("contact", activity.contact_id, select, formatted=True)
+        except NotFound:
+            raise PoisonMessage("contact_not_found", f"contact {activity.contact_id} does not exist") from None
+        except DataverseError as error:
+            if error.status == 400:
+                raise PoisonMessage("contact_column_invalid", f"cannot read contact columns: {error.message}") from None
+            raise
+        values = {c: _display(row, c) for c in columns}
+        contact = Contact(
+            contact_id=activity.contact_id,
+            phone=_as_text(row.get(self.config.contact_phone_column)),
+            opted_out=row.get(self.config.compliance_column) is True,
+            values=values,
+        )
+        if template.unknown_placeholders(raw_text):
+            log_event(
+                "template.unknown_placeholders",
+                logging.WARNING,
+                count=template.unknown_placeholders(raw_text),
+                **_ids(activity),
+            )
+        return template.render(raw_text, values), contact
+
+    def _fail_without_send(self, activity: ActivityRef, reason: str, phone_masked: str) -> Outcome:
+        def change(s: ActivityState) -> ActivityState | None:
+            if s.send_status is not SendStatus.CLAIMED:
+                return None
+            return add_due(
+                replace(s, send_status=SendStatus.FAILED, last_error=reason, phone_masked=phone_masked),
+                Interaction(ResponseType.FAILED),
+            )
+
+        state = self.state.mutate(activity.row_id, change)
+        log_event("activity.not_sent", logging.WARNING, reason=reason, phone=phone_masked, **_ids(activity))
+        self.flush(state)
+        return Outcome("failed", activity.row_id, reason)
+
+    def _send(self, state: ActivityState, phone: str, text: str) -> Outcome:
+        activity = state.activity
+        ids = _ids(activity)
+        lease_until = self.clock.now() + self.config.send_lease
+
+        def claim(s: ActivityState) -> ActivityState | None:
+            if s.send_status is not SendStatus.CLAIMED:
+                return None
+            return replace(
+                s,
+                send_status=SendStatus.SENDING,
+                lease_until=lease_until,
+                provider=self.provider.name,
+                phone_masked=mask_phone(phone),
+                send_attempts=s.send_attempts + 1,
+            )
+
+        state = self.state.mutate(activity.row_id, claim)
+        if state.send_status is not SendStatus.SENDING or state.lease_until != lease_until:
+            return self.process_activity(activity)  # somebody else moved it on; re-evaluate from the record
+
+        request = SendRequest(
+            to=phone,
+            body=text,
+            activity_row_id=activity.row_id,
+            status_callback_url=f"{self.config.callback_url}?activity={activity.row_id}",
+            idempotency_key=activity.row_id,
+        )
+        log_event(
+            "provider.send", provider=self.provider.name, phone=mask_phone(phone), attempt=state.send_attempts, **ids
+        )
+        try:
+            result = self.provider.send(request)
+        except SendRejected as rejected:
+            reason = f"{rejected.code} {rejected.detail}"
+            state = self.state.mutate(
+                activity.row_id,
+                lambda s: add_due(
+                    replace(s, send_status=SendStatus.FAILED, lease_until=None, last_error=reason),
+                    Interaction(ResponseType.FAILED),
+                ),
+            )
+            log_event("provider.rejected", logging.WARNING, code=rejected.code, reason=rejected.detail, **ids)
+            if rejected.opted_out:
+                self._set_opted_out(activity, "provider reports the recipient opted out")
+            self.flush(state)
+            return Outcome("failed", activity.row_id, rejected.detail)
+        except SendFailedTransient as transient:
+            if transient.retry_safe:
+                detail = transient.detail
+                self.state.mutate(
+                    activity.row_id,
+                    lambda s: (
+                        replace(s, send_status=SendStatus.CLAIMED, lease_until=None, last_error=detail)
+                        if s.send_status is SendStatus.SENDING
+                        else None
+                    ),
+                )
+                log_event("provider.transient", logging.WARNING, reason=transient.detail, **ids)
+                raise
+            state = self._mark_ambiguous(state, transient.detail)
+            return Outcome("ambiguous", activity.row_id, transient.detail)
+
+        def accepted(s: ActivityState) -> ActivityState:
+            moved = replace(
+                s,
+                send_status=SendStatus.SENT,
+                lease_until=None,
+                provider=self.provider.name,
+                provider_message_id=s.provider_message_id or result.provider_message_id,
+                last_error=None,
+            )
+            return add_due(moved, Interaction(ResponseType.SENT))
+
+        state = self.state.mutate(activity.row_id, accepted)
+        log_event("provider.accepted", provider_message_id=result.provider_message_id, status=result.status, **ids)
+        self.state.index_message(self.provider.name, result.provider_message_id, activity.row_id)
+        self.state.index_phone(phone, activity.row_id, self.clock.now())
+        self.flush(state)
+        return Outcome("sent", activity.row_id, result.provider_message_id)
+
+    def _mark_ambiguous(self, state: ActivityState, reason: str) -> ActivityState:
+        """No duplicate SMS is the priority: an uncertain send is never repeated. A later delivery report for
+        it (it carries the activity id) still resolves it to sent/delivered."""
+        state = self.state.mutate(
+            state.row_id,
+            lambda s: (
+                replace(s, send_status=SendStatus.AMBIGUOUS, lease_until=None, last_error=reason)
+                if s.send_status is SendStatus.SENDING
+                else None
+            ),
+        )
+        log_event(
+            "activity.ambiguous",
+            logging.ERROR,
+            reason=reason,
+            send_status=state.send_status.value,
+            **_ids(state.activity),
+        )
+        return state
+
+    # ================================================================================================
+    # Interactions
+    # ================================================================================================
+    def flush(self, state: ActivityState) -> ActivityState:
+        """Report every due interaction to Dataverse, in order, moving each to ``recorded`` once accepted."""
+        while state.due:
+            interaction = Interaction.from_key(state.due[0])
+            self.dataverse.create_interaction(state.activity, interaction)
+            state = self.state.mutate(state.row_id, lambda s, i=interaction: mark_recorded(s, i))  # type: ignore[misc]
+            log_event(
+                "interaction.recorded",
+                response_type=interaction.response_type.value,
+                keyword=interaction.keyword,
+                provider_message_id=state.provider_message_id,
+                **_ids(state.activity),
+            )
+        return state
+
+    def _set_opted_out(self, activity: ActivityRef, reason: str) -> None:
+        self.dataverse.update_row("contact", activity.contact_id, {self.config.compliance_column: True})
+        log_event("contact.opted_out", reason=reason, column=self.config.compliance_column, **_ids(activity))
+
+    # ================================================================================================
+    # Callbacks
+    # ================================================================================================
+    def handle_callback(self, provider_name: str, request: InboundHttpRequest) -> HttpReply:
+        """Authenticate, parse and apply one provider callback. Returns the reply for the provider.
+
+        A 2xx is only returned once every event is either applied or durably queued.
+        """
+        provider = self.providers.get(provider_name)
+        if provider is None:
+            return _json_reply(404, f"unknown provider '{provider_name[:40]}'")
+        try:
+            callback = provider.handle_callback(request)
+        except CallbackRejected as rejected:
+            log_event(
+                "callback.rejected",
+                logging.WARNING,
+                provider=provider_name,
+                status=rejected.status,
+                reason=rejected.detail,
+            )
+            return _json_reply(rejected.status, rejected.detail)
+        for event in callback.events:
+            try:
+                self.apply_event(provider_name, event)
+            except (TransientError, DataverseError) as error:
+                self._queue_event(provider_name, event, str(error))
+        return callback.reply
+
+    def handle_queued_callback(self, message: QueueMessage) -> Outcome:
+        try:
+            provider_name, event = decode_event(message.body)
+        except (ValueError, KeyError, TypeError) as exc:
+            self._poison(message, "invalid_queued_callback", f"cannot decode queued callback: {exc}")
+            return Outcome("poisoned")
+        try:
+            self.apply_event(provider_name, event)
+        except (TransientError, DataverseError) as error:
+            return self._retry_later(message, error)
+        return Outcome("applied")
+
+    def apply_event(self, provider_name: str, event: ProviderEvent) -> Outcome:
+        if isinstance(event, StatusEvent):
+            return self._apply_status(provider_name, event)
+        return self._apply_inbound(event)
+
+    def _apply_status(self, provider_name: str, event: StatusEvent) -> Outcome:
+        row_id = event.activity_hint or self.state.find_by_message(provider_name, event.provider_message_id)
+        state = self.state.get(row_id) if row_id else None
+        if state is None:
+            log_event(
+                "callback.unknown_message",
+                provider=provider_name,
+                provider_message_id=event.provider_message_id,
+                status=event.raw_status,
+            )
+            return Outcome("unknown")
+        ids = _ids(state.activity)
+        if state.provider_message_id and state.provider_message_id != event.provider_message_id:
+            log_event(
+                "callback.mismatch",
+                logging.WARNING,
+                provider_message_id=event.provider_message_id,
+                expected=state.provider_message_id,
+                **ids,
+            )
+            return Outcome("mismatch", state.row_id)
+        if event.kind is StatusKind.IGNORED:
+            log_event(
+                "callback.status_ignored", status=event.raw_status, provider_message_id=event.provider_message_id, **ids
+            )
+            return Outcome("ignored", state.row_id)
+
+        def change(s: ActivityState) -> ActivityState | None:
+            original = s
+            if s.send_status in (SendStatus.SUPPRESSED, SendStatus.FAILED) and not s.provider_message_id:
+                return None  # we never sent this one: a report for it is bogus
+            if s.send_status in (SendStatus.SENDING, SendStatus.AMBIGUOUS, SendStatus.CLAIMED):
+                # The provider evidently has the message: an uncertain send resolves to "sent".
+                s = add_due(
+                    replace(
+                        s,
+                        send_status=SendStatus.SENT,
+                        lease_until=None,
+                        provider=provider_name,
+                        provider_message_id=event.provider_message_id,
+                    ),
+                    Interaction(ResponseType.SENT),
+                )
+            s = add_due(s, *interactions_for_status(s, event.kind))
+            return None if s == original else s
+
+        state = self.state.mutate(state.row_id, change)
+        log_event(
+            "callback.status",
+            status=event.raw_status,
+            error_code=event.error_code,
+            provider_message_id=event.provider_message_id,
+            **ids,
+        )
+        if state.provider_message_id:
+            self.state.index_message(provider_name, state.provider_message_id, state.row_id)
+        self.flush(state)
+        return Outcome("applied", state.row_id)
+
+    def _apply_inbound(self, event: InboundEvent) -> Outcome:
+        sender = event.sender.split(":", 1)[1] if event.sender.startswith("whatsapp:") else event.sender
+        phone = normalize_e164(sender, self.config.default_country_code) or sender
+        found = self.state.find_by_phone(phone)
+        if found is None or self.clock.now() - found[1] > self.config.reply_window:
+            log_event("reply.unmatched", phone=mask_phone(phone), provider_message_id=event.provider_message_id)
+            return Outcome("unmatched")
+        state = self.state.get(found[0])
+        if state is None:
+            return Outcome("unmatched")
+        ids = _ids(state.activity)
+        reply = classify_reply(event.text, self.config.opt_out_words)
+        if reply.opt_out:
+            self._set_opted_out(state.activity, "contact replied with an opt-out word")
+        if not reply.keyword:
+            log_event("reply.empty", provider_message_id=event.provider_message_id, **ids)
+            return Outcome("empty", state.row_id)
+        keyword = Interaction(ResponseType.KEYWORD, reply.keyword)
+        state = self.state.mutate(state.row_id, lambda s: add_due(s, keyword) if not s.seen(keyword.key) else None)
+        log_event("reply.matched", opt_out=reply.opt_out, provider_message_id=event.provider_message_id, **ids)
+        self.flush(state)
+        return Outcome("applied", state.row_id, reply.keyword)
+
+    def _queue_event(self, provider_name: str, event: ProviderEvent, reason: str) -> None:
+        """Dataverse cannot take it now: keep the acknowledged callback on the callback queue (or fail the
+        request so the provider retries, if even Service Bus is unavailable)."""
+        self.queue.publish(
+            self.config.callback_queue,
+            encode_event(provider_name, event),
+            content_type="application/json",
+            application_properties={ATTEMPT_PROPERTY: 1},
+        )
+        log_event(
+            "callback.queued",
+            logging.WARNING,
+            reason=reason,
+            provider=provider_name,
+            provider_message_id=event.provider_message_id,
+        )
+
+    # ================================================================================================
+    # Poison and retries
+    # ================================================================================================
+    def _poison(self, message: QueueMessage, reason: str, detail: str) -> None:
+        properties = {
+            **dict(message.application_properties),
+            "DeadLetterReason": reason,
+            "DeadLetterErrorDescription": detail[:1000],
+            "channel-source-queue": message.queue,
+            "channel-original-message-id": message.message_id,
+        }
+        self.queue.publish(
+            self.config.poison_queue,
+            message.body,
+            content_type=message.content_type,
+            application_properties=properties,
+            message_id=message.message_id or None,
+        )
+        log_event(
+            "message.poisoned",
+            logging.ERROR,
+            queue=message.queue,
+            message_id=message.message_id,
+            reason=reason,
+            detail=detail,
+        )
+
+    def _retry_later(self, message: QueueMessage, error: Exception) -> Outcome:
+        attempt = _attempt(message)
+        detail = str(error)
+        if attempt >= self.config.max_attempts:
+            self._poison(message, "retries_exhausted", f"gave up after {attempt} attempts: {detail}")
+            return Outcome("poisoned", detail="retries_exhausted")
+        retry_after = getattr(error, "retry_after", None)
+        delay = min(self.config.retry_base_seconds * (2 ** (attempt - 1)), MAX_BACKOFF_SECONDS)
+        if retry_after:
+            delay = max(delay, float(retry_after))
+        when = self.clock.now() + timedelta(seconds=delay)
+        self.queue.publish(
+            message.queue,
+            message.body,
+            content_type=message.content_type,
+            application_properties={**dict(message.application_properties), ATTEMPT_PROPERTY: attempt + 1},
+            message_id=f"{message.message_id}:retry{attempt}"[:128] if message.message_id else None,
+            scheduled_at=when,
+        )
+        log_event(
+            "message.retry_scheduled",
+            logging.WARNING,
+            queue=message.queue,
+            message_id=message.message_id,
+            attempt=attempt,
+            delay_seconds=round(delay, 1),
+            reason=detail[:300],
+        )
+        return Outcome("retry_scheduled", detail=detail)
+
+
+# ---------------------------------------------------------------------------------------------------
+def _ids(activity: ActivityRef) -> dict[str, str]:
+    return {"activity_row": activity.row_id, "activity_id": activity.activity_id, "journey_id": activity.journey_id}
+
+
+def _attempt(message: QueueMessage) -> int:
+    try:
+        return max(1, int(message.application_properties.get(ATTEMPT_PROPERTY, 1)))
+    except (TypeError, ValueError):
+        return 1
+
+
+def _as_text(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+def _display(row: Mapping[str, Any], column: str) -> str:
+    formatted = row.get(f"{column}@OData.Community.Display.V1.FormattedValue")
+    if formatted is not None:
+        return str(formatted)
+    value = row.get(column)
+    return "" if value is None else str(value)
+
+
+def _json_reply(status: int, error: str) -> HttpReply:
+    return HttpReply(status, json.dumps({"error": error}).encode(), "application/json")
+
+
+def encode_event(provider_name: str, event: ProviderEvent) -> bytes:
+    kind = "status" if isinstance(event, StatusEvent) else "inbound"
+    data = asdict(event)
+    if isinstance(event, StatusEvent):
+        data["kind"] = event.kind.value
+    return json.dumps({"provider": provider_name, "type": kind, "event": data}).encode()
+
+
+def decode_event(body: bytes) -> tuple[str, ProviderEvent]:
+    document = json.loads(body)
+    data = dict(document["event"])
+    if document["type"] == "status":
+        data["kind"] = StatusKind(data["kind"])
+        return str(document["provider"]), StatusEvent(**data)
+    if document["type"] == "inbound":
+        return str(document["provider"]), InboundEvent(**data)
+    raise ValueError(f"unknown queued callback type {document['type']!r}")
