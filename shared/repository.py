@@ -51,6 +51,8 @@ def _to_entity(state: ActivityState) -> dict[str, Any]:
         "recorded": json.dumps(state.recorded),
         "last_error": (state.last_error or "")[:1000],
         "updated_at": state.updated_at.isoformat() if state.updated_at else "",
+        "flush_owner": state.flush_owner or "",
+        "flush_until": state.flush_until.isoformat() if state.flush_until else "",
     }
 
 
@@ -69,6 +71,8 @@ def _from_entity(values: dict[str, Any], etag: str) -> ActivityState:
         recorded=list(json.loads(values.get("recorded") or "[]")),
         last_error=values.get("last_error") or None,
         updated_at=_dt(values.get("updated_at")),
+        flush_owner=values.get("flush_owner") or None,
+        flush_until=_dt(values.get("flush_until")),
         etag=etag,
     )
 

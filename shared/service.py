@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import json
 import logging
+import uuid
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from shared.domain import template
@@ -57,6 +58,9 @@ from shared.ports import Clock, Provider, QueueMessage, QueuePublisher
 from shared.repository import StateRepository
 
 ATTEMPT_PROPERTY = "channel-attempt"
+FLUSH_LEASE = timedelta(seconds=30)
+FLUSH_WAIT_SECONDS = 5.0
+FLUSH_POLL_SECONDS = 0.1
 MAX_BACKOFF_SECONDS = 3600.0
 
 ACTIVITY_COLUMNS = [
@@ -355,19 +359,71 @@ class ChannelService:
     # Interactions
     # ================================================================================================
     def flush(self, state: ActivityState) -> ActivityState:
-        """Report every due interaction to Dataverse, in order, moving each to ``recorded`` once accepted."""
-        while state.due:
-            interaction = Interaction.from_key(state.due[0])
-            self.dataverse.create_interaction(state.activity, interaction)
-            state = self.state.mutate(state.row_id, lambda s, i=interaction: mark_recorded(s, i))  # type: ignore[misc]
-            log_event(
-                "interaction.recorded",
-                response_type=interaction.response_type.value,
-                keyword=interaction.keyword,
-                provider_message_id=state.provider_message_id,
-                **_ids(state.activity),
-            )
-        return state
+        """Report every due interaction to Dataverse, in order, moving each to ``recorded`` once accepted.
+
+        Only one worker reports an activity's interactions at a time (a lease in the state record): a send and
+        its delivery callback often race, and both must not report the same ``sent``. A worker that finds the
+        lease held waits briefly, then defers (TransientError → retried later), so nothing due is stranded.
+        """
+        if not state.due:
+            return state
+        token = uuid.uuid4().hex
+        owned = self._acquire_flush(state.row_id, token)
+        if owned is None:
+            return self.state.get(state.row_id) or state
+        state = owned
+        try:
+            while True:
+                if not state.due:
+                    state = self.state.mutate(state.row_id, lambda s: _release(s, token))
+                    if state.due and state.flush_owner == token:
+                        continue  # more became due while we released: keep going
+                    return state
+                interaction = Interaction.from_key(state.due[0])
+                self.dataverse.create_interaction(state.activity, interaction)
+                lease = self.clock.now() + FLUSH_LEASE
+                state = self.state.mutate(
+                    state.row_id,
+                    lambda s, i=interaction, until=lease: replace(  # type: ignore[misc]
+                        mark_recorded(s, i), flush_until=until if s.flush_owner == token else s.flush_until
+                    ),
+                )
+                log_event(
+                    "interaction.recorded",
+                    response_type=interaction.response_type.value,
+                    keyword=interaction.keyword,
+                    provider_message_id=state.provider_message_id,
+                    **_ids(state.activity),
+                )
+        except BaseException:
+            self.state.mutate(state.row_id, lambda s: _release(s, token, force=True))
+            raise
+
+    def _acquire_flush(self, row_id: str, token: str) -> ActivityState | None:
+        waited = 0.0
+        while True:
+            now = self.clock.now()
+            until = now + FLUSH_LEASE
+
+            def take(s: ActivityState, now: datetime = now, until: datetime = until) -> ActivityState | None:
+                if not s.due:
+                    return None
+                if s.flush_owner and s.flush_owner != token and s.flush_until and s.flush_until > now:
+                    return None
+                return replace(s, flush_owner=token, flush_until=until)
+
+            current = self.state.mutate(row_id, take)
+            if current.flush_owner == token:
+                return current
+            if not current.due:
+                return None
+            if waited >= FLUSH_WAIT_SECONDS:
+                remaining = (current.flush_until - now).total_seconds() if current.flush_until else 1.0
+                raise TransientError(
+                    "another worker is reporting this activity's interactions", retry_after=max(remaining, 1.0)
+                )
+            self.clock.sleep(FLUSH_POLL_SECONDS)
+            waited += FLUSH_POLL_SECONDS
 
     def _set_opted_out(self, activity: ActivityRef, reason: str) -> None:
         self.dataverse.update_row("contact", activity.contact_id, {self.config.compliance_column: True})
@@ -579,6 +635,13 @@ class ChannelService:
 # ---------------------------------------------------------------------------------------------------
 def _ids(activity: ActivityRef) -> dict[str, str]:
     return {"activity_row": activity.row_id, "activity_id": activity.activity_id, "journey_id": activity.journey_id}
+
+
+def _release(state: ActivityState, token: str, *, force: bool = False) -> ActivityState | None:
+    """Give the flush lease back (only when nothing is due, unless ``force``)."""
+    if state.flush_owner != token or (state.due and not force):
+        return None
+    return replace(state, flush_owner=None, flush_until=None)
 
 
 def _attempt(message: QueueMessage) -> int:

@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from shared.adapters.memory import MemoryQueue, MemoryStore
-from shared.domain.errors import NotFound, SendFailedTransient, SendRejected, TransientError
+from shared.domain.errors import NotFound, TransientError
 from shared.domain.models import (
     ActivityRef,
     HttpReply,

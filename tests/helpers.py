@@ -33,8 +33,9 @@ def activity_message(row_id: str = ROW_ID, contact_id: str = CONTACT_ID, activit
 def twilio_params(name: str, **values: str) -> dict[str, str]:
     params: dict[str, Any] = json.loads(fixture_bytes("twilio", f"{name}.json"))["params"]
     out = {}
-    for key, value in params.items():
+    for key, template in params.items():
+        text = template
         for placeholder, replacement in values.items():
-            value = value.replace("{" + placeholder + "}", replacement)
-        out[key] = value
+            text = text.replace("{" + placeholder + "}", replacement)
+        out[key] = text
     return out

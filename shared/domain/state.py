@@ -41,6 +41,8 @@ class ActivityState:
     recorded: list[str] = field(default_factory=list)
     last_error: str | None = None
     updated_at: datetime | None = None
+    flush_owner: str | None = None  # the worker currently reporting ``due`` interactions (a lease)
+    flush_until: datetime | None = None
     etag: str | None = None
 
     @property

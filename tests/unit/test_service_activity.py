@@ -150,7 +150,9 @@ def test_dataverse_outage_during_interaction_keeps_it_due_and_never_resends() ->
 
 def test_poison_input_goes_to_poison_queue_after_one_attempt() -> None:
     w = world()
-    outcome = w.service.handle_activity_message(msg(fixture_bytes("dataverse", "activity_create.xml"), None, "application/xml"))
+    outcome = w.service.handle_activity_message(
+        msg(fixture_bytes("dataverse", "activity_create.xml"), None, "application/xml")
+    )
     assert outcome.result == "poisoned"
     poison = w.queue.on("activities-poison")[0]
     assert poison.application_properties["DeadLetterReason"] == "xml_format"

@@ -171,3 +171,27 @@ def test_event_round_trip() -> None:
     assert decode_event(encode_event("twilio", event)) == ("twilio", event)
     inbound = InboundEvent("SM2", "+1", "+2", "hi")
     assert decode_event(encode_event("twilio", inbound)) == ("twilio", inbound)
+
+
+def test_a_callback_racing_the_send_reports_each_interaction_once() -> None:
+    """The delivery report arrives while the send path is still reporting ``sent`` (it happens for real)."""
+    w = world()
+    original = w.dataverse.create_interaction
+    raced = []
+
+    def create_interaction(activity, interaction):  # type: ignore[no-untyped-def]
+        if not raced:
+            raced.append(True)
+            # the callback lands now, on another worker: it must not report "sent" a second time
+            w.service.handle_callback("fake", InboundHttpRequest("POST", "/", {}, {}, b""))
+        original(activity, interaction)
+
+    w.provider.callback_events = [status(StatusKind.DELIVERED, "delivered")]
+    w.dataverse.create_interaction = create_interaction  # type: ignore[method-assign]
+    w.service.handle_activity_message(QueueMessage("activities", activity_message(), "m-1", "application/json"))
+    # the racing callback could not take the lease: it was queued, not dropped; the owner reported both
+    for queued in w.queue.take("callbacks"):
+        w.service.handle_queued_callback(QueueMessage("callbacks", queued.body, "q"))
+    assert w.dataverse.response_types() == ["sent", "delivered"]
+    state = w.repo.get(ROW_ID)
+    assert state is not None and state.flush_owner is None and state.due == []

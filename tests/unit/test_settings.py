@@ -88,9 +88,7 @@ def test_identity_based_connections_are_enough() -> None:
     assert s.storage_account_name == "stchannel"
 
 
-@pytest.mark.parametrize(
-    "sender", ["+447700900123", "whatsapp:+14155550100", "Contoso", "Contoso 1"]
-)
+@pytest.mark.parametrize("sender", ["+447700900123", "whatsapp:+14155550100", "Contoso", "Contoso 1"])
 def test_accepted_senders(sender: str) -> None:
     assert load_settings(settings_with(TWILIO_FROM=sender)).twilio_from == sender
 

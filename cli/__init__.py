@@ -1,0 +1,1 @@
+"""The ``channel`` command line: local simulation and operator tools."""

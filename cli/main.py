@@ -1,0 +1,31 @@
+"""``channel``: one command line for local runs and operations. ``channel <command> --help`` for details."""
+
+from __future__ import annotations
+
+import sys
+
+COMMANDS = {
+    "simulate": ("cli.simulate", "run a whole journey locally through the real handlers (embedded defaults)"),
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or args[0] in ("-h", "--help"):
+        print("usage: channel <command> [options]\n\ncommands:")
+        for name, (_, summary) in COMMANDS.items():
+            print(f"  {name:<12}{summary}")
+        return 0 if args else 2
+    name, rest = args[0], args[1:]
+    if name not in COMMANDS:
+        print(f"channel: unknown command '{name}' (try: channel --help)", file=sys.stderr)
+        return 2
+    import importlib
+
+    module = importlib.import_module(COMMANDS[name][0])
+    result: int = module.main(rest)
+    return result
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

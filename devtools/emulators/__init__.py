@@ -1,0 +1,1 @@
+"""Loopback HTTP emulators for local runs and tests (Dataverse Web API, Twilio)."""

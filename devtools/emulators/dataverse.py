@@ -1,0 +1,1552 @@
+"""Loopback emulator of the Dataverse Web API subset this project uses.
+
+Serves ``/api/data/v9.2/...`` on 127.0.0.1 (see ``DataverseEmulator``).
+Wire formats follow the Dataverse Web API documentation (headers, error
+bodies, service protection, ``$batch``, ``Microsoft.Dynamics.CRM.In``).
+Stdlib only.
+
+Run ``python -m devtools.emulators.dataverse --port 0 --seed demo`` to
+serve a seeded demo org.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import re
+import threading
+import time
+import uuid
+from collections import deque
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from http import HTTPStatus
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlsplit
+from xml.sax.saxutils import quoteattr
+
+from devtools.emulators._base import DropConnection, EmulatorBase, Incoming, Response
+
+__all__ = [
+    "SIGNATURES",
+    "ActionParameter",
+    "DataverseEmulator",
+    "Operation",
+    "seed_demo",
+]
+
+API_VERSION = "v9.2"
+API_PREFIX = f"/api/data/{API_VERSION}/"
+_API_PATH_RE = re.compile(r"^/api/data/v9\.[0-2]/(?P<rest>.*)$")
+_GUID_RE = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_ENTITY_DEF_RE = re.compile(
+    r"^EntityDefinitions\((?:LogicalName=(?:'(?P<sq>[^']*)'|\"(?P<dq>[^\"]*)\")|(?P<mid>[0-9a-fA-F-]{36}))\)$"
+)
+_ENTITY_PATH_RE = re.compile(r"^(?P<set>[A-Za-z_][A-Za-z0-9_]*)(?:\((?P<key>[^)]*)\))?$")
+_IN_RE = re.compile(
+    r"^Microsoft\.Dynamics\.CRM\.In\(\s*PropertyName\s*=\s*(?P<pn>'(?:[^']|'')*'|\"[^\"]*\"|@\w+)\s*,"
+    r"\s*PropertyValues\s*=\s*(?P<pv>\[.*\]|@\w+)\s*\)$",
+    re.DOTALL,
+)
+_CMP_RE = re.compile(r"^(?P<col>[A-Za-z_][A-Za-z0-9_]*)\s+(?P<op>eq|ne)\s+(?P<val>.+)$", re.DOTALL)
+_FORMATTED = "OData.Community.Display.V1.FormattedValue"
+MAX_URL_LENGTH = 32_768
+MAX_BATCH_URL_LENGTH = 65_536
+MAX_BATCH_OPERATIONS = 1_000
+
+JSON_CT = "application/json; odata.metadata=minimal"
+
+# Error codes (hex HRESULTs as the Web API returns them).
+CODE_OBJECT_DOES_NOT_EXIST = "0x80040217"
+CODE_BAD_URI = "0x80060888"
+CODE_ODATA = "0x0"
+CODE_INVALID_ARGUMENT = "0x80040203"
+CODE_DUPLICATE = "0x80040237"
+CODE_CONCURRENCY_VERSION = "0x80060882"
+CODE_MISSING_ATTRIBUTE = "0x80041103"
+CODE_PLUGIN = "0x80040265"
+CODE_THROTTLE_REQUESTS = "0x80072322"
+CODE_THROTTLE_TIME = "0x80072321"
+CODE_THROTTLE_CONCURRENCY = "0x80072326"
+
+
+@dataclass(frozen=True)
+class ActionParameter:
+    """One parameter of an action: ``type`` is ``Edm.String`` or ``mscrm.<logicalname>``."""
+
+    name: str
+    type: str
+    required: bool = True
+
+    @property
+    def entity(self) -> str | None:
+        return self.type[len("mscrm.") :] if self.type.startswith("mscrm.") else None
+
+
+INTERACTION_ACTION = "msdyncrm_CustomChannelActivityCreateInteraction"
+NOTIFICATION_ACTION = "msdyn_D365ChannelsNotification"
+INBOUND_ACTION = "msdyn_D365ChannelsInbound"
+
+SIGNATURES: dict[str, tuple[ActionParameter, ...]] = {
+    # Current doc (CID create-custom-channel-activity-interaction.md).
+    "customerjourney": (
+        ActionParameter("ActivityId", "Edm.String"),
+        ActionParameter("CustomerJourney", "mscrm.msdyncrm_customerjourney"),
+        ActionParameter("CustomerJourneyIteration", "mscrm.msdyncrm_customerjourneyiteration"),
+        ActionParameter("Contact", "mscrm.contact"),
+        ActionParameter("EntityType", "Edm.String"),
+        ActionParameter("EntityId", "Edm.String"),
+        ActionParameter("ResponseType", "Edm.String"),
+        ActionParameter("TriggerKeyword", "Edm.String", required=False),
+    ),
+    # Older (2017) Web API reference.
+    "campaign": (
+        ActionParameter("ActivityId", "Edm.String"),
+        ActionParameter("Campaign", "mscrm.campaign"),
+        ActionParameter("CustomerJourneyIteration", "mscrm.msdyncrm_customerjourneyiteration"),
+        ActionParameter("Contact", "mscrm.contact"),
+        ActionParameter("EntityId", "Edm.String"),
+        ActionParameter("EntityType", "Edm.String"),
+        ActionParameter("WorkflowId", "Edm.String", required=False),
+        ActionParameter("ResponseType", "Edm.String"),
+        ActionParameter("TriggerKeyword", "Edm.String", required=False),
+    ),
+}
+
+
+@dataclass
+class Operation:
+    """One executed Web API operation (a plain request or one part of a $batch)."""
+
+    method: str
+    path: str  # path after /api/data/v9.2/
+    query: str
+    body: Any
+    status: int
+    in_batch: bool
+
+
+@dataclass
+class _Entity:
+    logical_name: str
+    entity_set_name: str
+    primary_key: str
+    metadata_id: str
+    columns: set[str] = field(default_factory=set)
+    rows: dict[str, dict[str, Any]] = field(default_factory=dict)
+    formatted: dict[str, dict[str, str]] = field(default_factory=dict)
+    versions: dict[str, int] = field(default_factory=dict)
+
+
+class _HttpError(Exception):
+    def __init__(self, response: Response) -> None:
+        super().__init__(response.status)
+        self.response = response
+
+
+def _is_guid(value: str) -> bool:
+    return bool(_GUID_RE.match(value))
+
+
+def _phrase(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return ""
+
+
+def _split_top_level(text: str, sep: str) -> list[str]:
+    """Split ``text`` on word ``sep`` (case-insensitive) outside quotes/brackets."""
+    parts: list[str] = []
+    depth = 0
+    quote: str | None = None
+    start = 0
+    i = 0
+    low = text.lower()
+    token = f" {sep} "
+    while i < len(text):
+        ch = text[i]
+        if quote:
+            if ch == quote:
+                if quote == "'" and i + 1 < len(text) and text[i + 1] == "'":
+                    i += 2
+                    continue
+                quote = None
+        elif ch in "'\"":
+            quote = ch
+        elif ch in "([":
+            depth += 1
+        elif ch in ")]":
+            depth -= 1
+        elif depth == 0 and low.startswith(token, i):
+            parts.append(text[start:i])
+            i += len(token)
+            start = i
+            continue
+        i += 1
+    parts.append(text[start:])
+    return [p.strip() for p in parts]
+
+
+def _parse_string_literal(text: str) -> str | None:
+    text = text.strip()
+    if len(text) >= 2 and text[0] == text[-1] == "'":
+        return text[1:-1].replace("''", "'")
+    if len(text) >= 2 and text[0] == text[-1] == '"':
+        try:
+            value = json.loads(text)
+        except ValueError:
+            return text[1:-1]
+        return value if isinstance(value, str) else None
+    return None
+
+
+def _parse_value_list(text: str) -> list[str] | None:
+    """Parse ``['a','b']`` or ``["a","b"]`` (OData collection literal)."""
+    text = text.strip()
+    if not (text.startswith("[") and text.endswith("]")):
+        return None
+    inner = text[1:-1].strip()
+    if not inner:
+        return []
+    values: list[str] = []
+    for item in _split_commas(inner):
+        parsed = _parse_string_literal(item)
+        if parsed is None:
+            return None
+        values.append(parsed)
+    return values
+
+
+def _split_commas(text: str) -> list[str]:
+    items: list[str] = []
+    quote: str | None = None
+    start = 0
+    i = 0
+    while i < len(text):
+        ch = text[i]
+        if quote:
+            if ch == "\\" and quote == '"':
+                i += 2
+                continue
+            if ch == quote:
+                if quote == "'" and i + 1 < len(text) and text[i + 1] == "'":
+                    i += 2
+                    continue
+                quote = None
+        elif ch in "'\"":
+            quote = ch
+        elif ch == ",":
+            items.append(text[start:i])
+            start = i + 1
+        i += 1
+    items.append(text[start:])
+    return [s.strip() for s in items]
+
+
+_NO_VALUE = object()
+
+
+def _parse_literal(text: str) -> Any:
+    text = text.strip()
+    as_string = _parse_string_literal(text)
+    if as_string is not None:
+        return as_string
+    if _is_guid(text):
+        return text.lower()
+    low = text.lower()
+    if low == "true":
+        return True
+    if low == "false":
+        return False
+    if low == "null":
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        pass
+    try:
+        return float(text)
+    except ValueError:
+        return _NO_VALUE
+
+
+def _norm(value: Any) -> Any:
+    return value.lower() if isinstance(value, str) else value
+
+
+class DataverseEmulator(EmulatorBase):
+    """Dataverse Web API emulator (``/api/data/v9.2``) on 127.0.0.1.
+
+    See the module docstring and the project README for the public API.
+    """
+
+    server_name = "dataverse-emulator"
+
+    def __init__(
+        self,
+        *,
+        token: str = "dev-token",  # noqa: S107 - a fixed loopback test credential
+        signature: str | Sequence[ActionParameter] = "customerjourney",
+        host: str = "127.0.0.1",
+        port: int = 0,
+        user_id: str = "7d3e3c62-5c1a-4f0e-9d8b-1a2b3c4d5e6f",
+        business_unit_id: str = "0b9f7c2e-3a4d-4e5f-8a9b-0c1d2e3f4a5b",
+        organization_id: str = "e1a2b3c4-d5e6-4f70-8192-a3b4c5d6e7f8",
+        tenant_id: str = "72f988bf-0000-4000-8000-2d7cd011db47",
+    ) -> None:
+        self.token = token
+        self.user_id = user_id
+        self.business_unit_id = business_unit_id
+        self.organization_id = organization_id
+        self.tenant_id = tenant_id
+        self.action_parameters: tuple[ActionParameter, ...] = ()
+        self.signature_name = ""
+        self.set_signature(signature)
+        self.require_odata_headers = True
+        self.upsert_on_patch = False
+        self.verify_references = False
+        self.channels_response_message = "Success"
+        self._entities: dict[str, _Entity] = {}
+        self._version_counter = 1000
+        self.interactions: list[dict[str, Any]] = []
+        self.notifications: list[dict[str, Any]] = []
+        self.inbound: list[dict[str, Any]] = []
+        self.operations: list[Operation] = []
+        self.operation_count = 0
+        self.batch_count = 0
+        self.throttled_count = 0
+        self.entity_definition_requests = 0
+        self.entity_definition_lookups: list[str] = []
+        self._limit_requests: int | None = None
+        self._limit_window = 300.0
+        self._limit_concurrent: int | None = None
+        self._retry_after: float = 1.0
+        self._window: deque[float] = deque()
+        self._data_lock = threading.RLock()
+        super().__init__(host=host, port=port)
+
+    # ------------------------------------------------------------------ config
+    def set_signature(self, signature: str | Sequence[ActionParameter]) -> None:
+        """Select ``"customerjourney"``, ``"campaign"`` or a custom parameter list."""
+        if isinstance(signature, str):
+            if signature not in SIGNATURES:
+                raise ValueError(f"unknown signature {signature!r}; use one of {sorted(SIGNATURES)}")
+            self.signature_name = signature
+            self.action_parameters = SIGNATURES[signature]
+        else:
+            self.signature_name = "custom"
+            self.action_parameters = tuple(signature)
+
+    def add_entity(self, logical_name: str, entity_set_name: str, primary_key: str | None = None) -> None:
+        """Register a table; ``primary_key`` defaults to ``<logical_name>id``."""
+        pk = primary_key or f"{logical_name}id"
+        with self._data_lock:
+            if logical_name in self._entities:
+                ent = self._entities[logical_name]
+                ent.entity_set_name = entity_set_name
+                ent.primary_key = pk
+                return
+            self._entities[logical_name] = _Entity(
+                logical_name=logical_name,
+                entity_set_name=entity_set_name,
+                primary_key=pk,
+                metadata_id=str(uuid.uuid5(uuid.NAMESPACE_URL, f"dataverse-emulator/{logical_name}")),
+            )
+
+    def add_columns(self, logical_name: str, columns: Iterable[str]) -> None:
+        """Declare columns (beyond those seen in added rows) so $select accepts them."""
+        with self._data_lock:
+            self._entity(logical_name).columns.update(columns)
+
+    def add_row(
+        self,
+        logical_name: str,
+        id: str,
+        values: dict[str, Any] | None = None,
+        *,
+        formatted: dict[str, str] | None = None,
+    ) -> str:
+        """Insert or replace a row; lookups go in as ``_x_value`` keys. Returns the id."""
+        if not _is_guid(id):
+            raise ValueError(f"row id must be a GUID: {id!r}")
+        key = id.lower()
+        with self._data_lock:
+            ent = self._entity(logical_name)
+            row = dict(values or {})
+            row.pop(ent.primary_key, None)
+            ent.columns.update(row)
+            ent.rows[key] = row
+            ent.formatted[key] = dict(formatted or {})
+            ent.versions[key] = self._next_version()
+        return key
+
+    def get_row(self, logical_name: str, id: str) -> dict[str, Any] | None:
+        """Copy of a stored row (without the primary key), or None."""
+        with self._data_lock:
+            row = self._entity(logical_name).rows.get(id.lower())
+            return copy.deepcopy(row) if row is not None else None
+
+    def rows(self, logical_name: str) -> dict[str, dict[str, Any]]:
+        with self._data_lock:
+            return copy.deepcopy(self._entity(logical_name).rows)
+
+    def limit(
+        self,
+        requests_per_window: int | None = None,
+        window_seconds: float = 300.0,
+        max_concurrent: int | None = None,
+        retry_after: float = 1.0,
+    ) -> None:
+        """Enable scaled-down service protection limits (None disables a limit)."""
+        with self._log_lock:
+            self._limit_requests = requests_per_window
+            self._limit_window = window_seconds
+            self._limit_concurrent = max_concurrent
+            self._retry_after = retry_after
+            self._window.clear()
+
+    def unlimit(self) -> None:
+        self.limit(None, 300.0, None)
+
+    def reset(self) -> None:
+        """Clear logs, counters, faults, latency and the limiter window; keep data and limits."""
+        super().reset()
+        with self._log_lock:
+            self._window.clear()
+            self.throttled_count = 0
+        with self._data_lock:
+            self.interactions.clear()
+            self.notifications.clear()
+            self.inbound.clear()
+            self.operations.clear()
+            self.operation_count = 0
+            self.batch_count = 0
+            self.entity_definition_requests = 0
+            self.entity_definition_lookups.clear()
+
+    def inject_error(
+        self,
+        method: str,
+        path_regex: str,
+        *,
+        status: int,
+        code: str,
+        message: str,
+        headers: dict[str, str] | None = None,
+        times: int | None = 1,
+        delay: float = 0.0,
+    ) -> None:
+        """Inject a Dataverse-shaped error (``{"error":{"code","message"}}``)."""
+        hdrs = {"OData-Version": "4.0", "Content-Type": JSON_CT, **(headers or {})}
+        self.inject(
+            method,
+            path_regex,
+            status=status,
+            body=json.dumps({"error": {"code": code, "message": message}}).encode(),
+            headers=hdrs,
+            times=times,
+            delay=delay,
+        )
+
+    # ------------------------------------------------------------------ helpers
+    def _entity(self, logical_name: str) -> _Entity:
+        try:
+            return self._entities[logical_name]
+        except KeyError:
+            raise KeyError(f"entity {logical_name!r} not registered; call add_entity first") from None
+
+    def _entity_by_set(self, set_name: str) -> _Entity | None:
+        for ent in self._entities.values():
+            if ent.entity_set_name == set_name:
+                return ent
+        return None
+
+    def _next_version(self) -> int:
+        self._version_counter += 1
+        return self._version_counter
+
+    @property
+    def api_url(self) -> str:
+        return f"{self.url}/api/data/{API_VERSION}"
+
+    def _entity_id_url(self, ent: _Entity, key: str) -> str:
+        return f"{self.api_url}/{ent.entity_set_name}({key})"
+
+    def _base_headers(self) -> list[tuple[str, str]]:
+        return [("OData-Version", "4.0"), ("REQ_ID", str(uuid.uuid4()))]
+
+    def _json(self, status: int, obj: Any, extra: Sequence[tuple[str, str]] = ()) -> Response:
+        headers = [*self._base_headers(), ("Content-Type", JSON_CT), *extra]
+        return Response(status, json.dumps(obj).encode("utf-8"), headers)
+
+    def _no_content(self, extra: Sequence[tuple[str, str]] = ()) -> Response:
+        return Response(204, b"", self._base_headers() + list(extra))
+
+    def _error(self, status: int, code: str, message: str, extra: Sequence[tuple[str, str]] = ()) -> Response:
+        return self._json(status, {"error": {"code": code, "message": message}}, extra)
+
+    def _throw(self, status: int, code: str, message: str) -> _HttpError:
+        return _HttpError(self._error(status, code, message))
+
+    # ------------------------------------------------------------------ routing
+    def _route(self, request: Incoming) -> Response:
+        if len(self.url) + len(request.target) > MAX_URL_LENGTH:
+            return self._error(
+                414,
+                CODE_BAD_URI,
+                f"The request URL is too long. The maximum URL length is {MAX_URL_LENGTH} characters; "
+                "send long queries inside a $batch request.",
+            )
+        if not self._authorized(request.header("authorization")):
+            return Response(
+                401,
+                b"",
+                [
+                    (
+                        "WWW-Authenticate",
+                        f"Bearer authorization_uri=https://login.microsoftonline.com/{self.tenant_id}"
+                        f"/oauth2/authorize, resource_id={self.url}/",
+                    )
+                ],
+            )
+        throttled = self._check_limits(request.concurrency)
+        if throttled is not None:
+            return throttled
+        match = _API_PATH_RE.match(request.path)
+        if not match:
+            return self._error(404, CODE_BAD_URI, f"Resource not found for the segment '{request.path}'.")
+        resource = unquote(match.group("rest"))
+        if self.require_odata_headers:
+            problem = self._check_headers(request, resource)
+            if problem is not None:
+                return problem
+        if resource == "$batch":
+            if request.method != "POST":
+                return self._method_not_allowed(request.method)
+            with self._data_lock:
+                self.batch_count += 1
+                return self._execute_batch(request)
+        with self._data_lock:
+            return self._run_operation(
+                request.method, resource, request.query_string, request.headers, request.body, in_batch=False
+            )
+
+    def _authorized(self, value: str) -> bool:
+        scheme, _, credential = value.partition(" ")
+        return scheme.lower() == "bearer" and credential.strip() == self.token and bool(self.token)
+
+    def _check_limits(self, concurrency: int) -> Response | None:
+        with self._log_lock:
+            retry = self._retry_after
+            retry_text = str(int(retry)) if float(retry).is_integer() else f"{retry:g}"
+            if self._limit_concurrent is not None and concurrency > self._limit_concurrent:
+                self.throttled_count += 1
+                return self._error(
+                    429,
+                    CODE_THROTTLE_CONCURRENCY,
+                    f"Number of concurrent requests exceeded the limit of {self._limit_concurrent}.",
+                    [("Retry-After", retry_text)],
+                )
+            if self._limit_requests is not None:
+                now = time.monotonic()
+                while self._window and now - self._window[0] >= self._limit_window:
+                    self._window.popleft()
+                if len(self._window) >= self._limit_requests:
+                    self.throttled_count += 1
+                    return self._error(
+                        429,
+                        CODE_THROTTLE_REQUESTS,
+                        f"Number of requests exceeded the limit of {self._limit_requests} over time window "
+                        f"of {self._limit_window:g} seconds.",
+                        [("Retry-After", retry_text)],
+                    )
+                self._window.append(now)
+        return None
+
+    def _check_headers(self, request: Incoming, resource: str) -> Response | None:
+        missing = [name for name in ("OData-MaxVersion", "OData-Version") if request.header(name).strip() != "4.0"]
+        if missing:
+            return self._error(
+                400,
+                CODE_ODATA,
+                "The request must carry the headers 'OData-MaxVersion: 4.0' and 'OData-Version: 4.0' "
+                f"(missing or wrong: {', '.join(missing)}).",
+            )
+        accept = request.header("accept").lower()
+        if resource == "$metadata":
+            ok = any(t in accept for t in ("application/xml", "application/json", "*/*")) or not accept
+        else:
+            ok = "application/json" in accept
+        if not ok:
+            return self._error(
+                400,
+                CODE_ODATA,
+                "The request must carry 'Accept: application/json'. "
+                f"A supported MIME type could not be found that matches the acceptable MIME types "
+                f"for the request. The supported type(s) 'application/json' do not match the "
+                f"acceptable type(s) '{request.header('accept')}'.",
+            )
+        if request.body and request.method in ("POST", "PATCH", "PUT"):
+            ctype = request.header("content-type").lower()
+            wanted = "multipart/mixed" if resource == "$batch" else "application/json"
+            if not ctype.startswith(wanted):
+                return self._error(
+                    415,
+                    CODE_ODATA,
+                    f"The content type '{request.header('content-type')}' is not supported; use '{wanted}'.",
+                )
+        return None
+
+    def _method_not_allowed(self, method: str) -> Response:
+        return self._error(405, CODE_ODATA, f"The requested resource does not support http method '{method}'.")
+
+    # ------------------------------------------------------------------ operations
+    def _run_operation(
+        self,
+        method: str,
+        resource: str,
+        query_string: str,
+        headers: dict[str, str],
+        body: bytes,
+        *,
+        in_batch: bool,
+    ) -> Response:
+        self.operation_count += 1
+        try:
+            response = self._dispatch(method, resource, query_string, headers, body, in_batch=in_batch)
+        except _HttpError as exc:
+            response = exc.response
+        parsed: Any = None
+        if body:
+            try:
+                parsed = json.loads(body.decode("utf-8"))
+            except (ValueError, UnicodeDecodeError):
+                parsed = None
+        self.operations.append(Operation(method, resource, query_string, parsed, response.status, in_batch))
+        return response
+
+    def _dispatch(
+        self,
+        method: str,
+        resource: str,
+        query_string: str,
+        headers: dict[str, str],
+        body: bytes,
+        *,
+        in_batch: bool,
+    ) -> Response:
+        query = {k: v[0] for k, v in parse_qs(query_string, keep_blank_values=True).items()}
+        prefer = headers.get("prefer", "")
+        if resource == "$metadata":
+            if method != "GET":
+                return self._method_not_allowed(method)
+            return Response(
+                200,
+                self.metadata_xml().encode("utf-8"),
+                [*self._base_headers(), ("Content-Type", "application/xml")],
+            )
+        if resource in ("WhoAmI", "WhoAmI()"):
+            if method != "GET":
+                return self._method_not_allowed(method)
+            return self._json(
+                200,
+                {
+                    "@odata.context": f"{self.api_url}/$metadata#Microsoft.Dynamics.CRM.WhoAmIResponse",
+                    "BusinessUnitId": self.business_unit_id,
+                    "UserId": self.user_id,
+                    "OrganizationId": self.organization_id,
+                },
+            )
+        m = _ENTITY_DEF_RE.match(resource)
+        if m:
+            if method != "GET":
+                return self._method_not_allowed(method)
+            return self._entity_definition(m.group("sq") or m.group("dq") or "", m.group("mid"), query)
+        action = resource.removeprefix("Microsoft.Dynamics.CRM.")
+        if action in (INTERACTION_ACTION, NOTIFICATION_ACTION, INBOUND_ACTION):
+            if method != "POST":
+                return self._method_not_allowed(method)
+            payload = self._json_body(body, allow_empty=True)
+            if action == INTERACTION_ACTION:
+                return self._create_interaction(payload)
+            if action == NOTIFICATION_ACTION:
+                return self._channels_action(NOTIFICATION_ACTION, "notificationPayLoad", payload, self.notifications)
+            return self._channels_action(INBOUND_ACTION, "inboundPayLoad", payload, self.inbound)
+        m = _ENTITY_PATH_RE.match(resource)
+        if not m:
+            segment = resource.split("/", 1)[0]
+            raise self._throw(404, CODE_BAD_URI, f"Resource not found for the segment '{segment}'.")
+        ent = self._entity_by_set(m.group("set"))
+        if ent is None:
+            raise self._throw(404, CODE_BAD_URI, f"Resource not found for the segment '{m.group('set')}'.")
+        key = m.group("key")
+        if key is None:
+            if method == "GET":
+                return self._query(ent, query, prefer)
+            if method == "POST":
+                return self._create(ent, self._json_body(body), prefer)
+            return self._method_not_allowed(method)
+        key = key.strip()
+        if not _is_guid(key):
+            raise self._throw(
+                400,
+                CODE_BAD_URI,
+                f"Bad Request - Error in query syntax. The key value '{key}' of '{ent.entity_set_name}' "
+                "is not a valid GUID.",
+            )
+        key = key.lower()
+        if method == "GET":
+            return self._retrieve(ent, key, query, prefer)
+        if method == "PATCH":
+            return self._update(ent, key, self._json_body(body), headers, prefer)
+        if method == "DELETE":
+            return self._delete(ent, key)
+        return self._method_not_allowed(method)
+
+    def _json_body(self, body: bytes, *, allow_empty: bool = False) -> dict[str, Any]:
+        if not body.strip():
+            if allow_empty:
+                return {}
+            raise self._throw(400, CODE_ODATA, "The request body is empty; a JSON object was expected.")
+        try:
+            value = json.loads(body.decode("utf-8"))
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise self._throw(400, CODE_ODATA, f"Invalid JSON. {exc}") from None
+        if not isinstance(value, dict):
+            raise self._throw(
+                400,
+                CODE_ODATA,
+                "An unexpected 'StartArray' node was found when reading from the JSON reader. "
+                "A 'StartObject' node was expected.",
+            )
+        return value
+
+    # -- metadata / entity definitions -------------------------------------------------------
+    def _entity_definition(self, logical_name: str, metadata_id: str | None, query: dict[str, str]) -> Response:
+        self.entity_definition_requests += 1
+        self.entity_definition_lookups.append(logical_name or (metadata_id or ""))
+        ent: _Entity | None = None
+        if metadata_id:
+            ent = next((e for e in self._entities.values() if e.metadata_id == metadata_id.lower()), None)
+        else:
+            ent = self._entities.get(logical_name)
+        if ent is None:
+            raise self._throw(
+                404, CODE_BAD_URI, f"Could not find entity with logical name '{logical_name or metadata_id}'."
+            )
+        full = {
+            "MetadataId": ent.metadata_id,
+            "LogicalName": ent.logical_name,
+            "SchemaName": ent.logical_name,
+            "EntitySetName": ent.entity_set_name,
+            "LogicalCollectionName": ent.entity_set_name,
+            "PrimaryIdAttribute": ent.primary_key,
+        }
+        select = [s.strip() for s in query.get("$select", "").split(",") if s.strip()]
+        for name in select:
+            if name not in full:
+                raise self._throw(
+                    400,
+                    CODE_ODATA,
+                    f"Could not find a property named '{name}' on type 'Microsoft.Dynamics.CRM.EntityMetadata'.",
+                )
+        names = select or list(full)
+        ctx = (
+            f"{self.api_url}/$metadata#EntityDefinitions({','.join(select)})/$entity"
+            if select
+            else (f"{self.api_url}/$metadata#EntityDefinitions/$entity")
+        )
+        out: dict[str, Any] = {"@odata.context": ctx}
+        for name in names:
+            out[name] = full[name]
+        out["MetadataId"] = ent.metadata_id
+        return self._json(200, out)
+
+    def metadata_xml(self) -> str:
+        """A minimal CSDL document with the entity types and the channel actions."""
+        lines = [
+            '<?xml version="1.0" encoding="utf-8"?>',
+            '<edmx:Edmx Version="4.0" xmlns:edmx="http://docs.oasis-open.org/odata/ns/edmx">',
+            "<edmx:DataServices>",
+            '<Schema Namespace="Microsoft.Dynamics.CRM" Alias="mscrm" xmlns="http://docs.oasis-open.org/odata/ns/edm">',
+            '<EntityType Name="crmbaseentity" Abstract="true"/>',
+        ]
+        with self._data_lock:
+            entities = {e.logical_name: (e.primary_key, sorted(e.columns)) for e in self._entities.values()}
+            sets = [(e.entity_set_name, e.logical_name) for e in self._entities.values()]
+        for param in self.action_parameters:
+            if param.entity and param.entity not in entities:
+                entities[param.entity] = (f"{param.entity}id", [])
+        for logical, (pk, cols) in sorted(entities.items()):
+            lines.append(f'<EntityType Name={quoteattr(logical)} BaseType="mscrm.crmbaseentity">')
+            lines.append(f"<Key><PropertyRef Name={quoteattr(pk)}/></Key>")
+            lines.append(f'<Property Name={quoteattr(pk)} Type="Edm.Guid"/>')
+            for col in cols:
+                ctype = "Edm.Guid" if col.startswith("_") and col.endswith("_value") else "Edm.String"
+                lines.append(f'<Property Name={quoteattr(col)} Type="{ctype}"/>')
+            lines.append("</EntityType>")
+        lines += [
+            '<ComplexType Name="WhoAmIResponse">',
+            '<Property Name="BusinessUnitId" Type="Edm.Guid" Nullable="false"/>',
+            '<Property Name="UserId" Type="Edm.Guid" Nullable="false"/>',
+            '<Property Name="OrganizationId" Type="Edm.Guid" Nullable="false"/>',
+            "</ComplexType>",
+            f'<ComplexType Name="{NOTIFICATION_ACTION}Response">',
+            '<Property Name="responseMessage" Type="Edm.String" Unicode="false"/>',
+            "</ComplexType>",
+            f'<ComplexType Name="{INBOUND_ACTION}Response">',
+            '<Property Name="responseMessage" Type="Edm.String" Unicode="false"/>',
+            "</ComplexType>",
+            f'<Action Name="{INTERACTION_ACTION}">',
+        ]
+        for param in self.action_parameters:
+            nullable = ' Nullable="false"' if param.required else ""
+            unicode_attr = ' Unicode="false"' if param.type == "Edm.String" else ""
+            lines.append(
+                f"<Parameter Name={quoteattr(param.name)} Type={quoteattr(param.type)}{nullable}{unicode_attr}/>"
+            )
+        lines += [
+            "</Action>",
+            f'<Action Name="{NOTIFICATION_ACTION}">',
+            '<Parameter Name="notificationPayLoad" Type="Edm.String" Nullable="false" Unicode="false"/>',
+            f'<ReturnType Type="mscrm.{NOTIFICATION_ACTION}Response" Nullable="false"/>',
+            "</Action>",
+            f'<Action Name="{INBOUND_ACTION}">',
+            '<Parameter Name="inboundPayLoad" Type="Edm.String" Nullable="false" Unicode="false"/>',
+            f'<ReturnType Type="mscrm.{INBOUND_ACTION}Response" Nullable="false"/>',
+            "</Action>",
+            '<Function Name="WhoAmI">',
+            '<ReturnType Type="mscrm.WhoAmIResponse" Nullable="false"/>',
+            "</Function>",
+            '<EntityContainer Name="System">',
+        ]
+        for set_name, logical in sorted(sets):
+            lines.append(f"<EntitySet Name={quoteattr(set_name)} EntityType={quoteattr('mscrm.' + logical)}/>")
+        for action in (INTERACTION_ACTION, NOTIFICATION_ACTION, INBOUND_ACTION):
+            lines.append(f'<ActionImport Name="{action}" Action="mscrm.{action}"/>')
+        lines += [
+            '<FunctionImport Name="WhoAmI" Function="mscrm.WhoAmI" IncludeInServiceDocument="false"/>',
+            "</EntityContainer>",
+            "</Schema>",
+            "</edmx:DataServices>",
+            "</edmx:Edmx>",
+        ]
+        return "\n".join(lines)
+
+    # -- actions ------------------------------------------------------------------------------
+    def _unknown_parameter(self, name: str, operation: str) -> _HttpError:
+        return self._throw(
+            400,
+            CODE_ODATA,
+            f"The parameter '{name}' in the request payload is not a valid parameter for the operation '{operation}'.",
+        )
+
+    def _create_interaction(self, payload: dict[str, Any]) -> Response:
+        params = {p.name: p for p in self.action_parameters}
+        for name in payload:
+            if name.startswith("@"):
+                continue
+            if name not in params:
+                raise self._unknown_parameter(name, INTERACTION_ACTION)
+        for param in self.action_parameters:
+            if param.name not in payload:
+                if param.required:
+                    raise self._throw(
+                        400,
+                        CODE_INVALID_ARGUMENT,
+                        f"Required parameter '{param.name}' is missing for the operation '{INTERACTION_ACTION}'.",
+                    )
+                continue
+            value = payload[param.name]
+            if value is None:
+                if param.required:
+                    raise self._throw(
+                        400,
+                        CODE_ODATA,
+                        f"A null value was found for the property named '{param.name}', which has the expected "
+                        f"type '{param.type}[Nullable=False]'. The expected type '{param.type}[Nullable=False]' "
+                        "does not allow null values.",
+                    )
+                continue
+            if param.entity is None:
+                self._check_string(param, value)
+            else:
+                self._check_entity_reference(param, param.entity, value)
+        self.interactions.append(copy.deepcopy(payload))
+        return self._no_content()
+
+    def _check_string(self, param: ActionParameter, value: Any) -> None:
+        if isinstance(value, (dict, list)):
+            node = "StartObject" if isinstance(value, dict) else "StartArray"
+            raise self._throw(
+                400,
+                CODE_ODATA,
+                f"An unexpected '{node}' node was found when reading from the JSON reader. "
+                "A 'PrimitiveValue' node was expected.",
+            )
+        if not isinstance(value, str):
+            raise self._throw(
+                400,
+                CODE_ODATA,
+                f"Cannot convert a primitive value to the expected type 'Edm.String' for parameter '{param.name}'.",
+            )
+
+    def _check_entity_reference(self, param: ActionParameter, logical: str, value: Any) -> None:
+        if not isinstance(value, dict):
+            raise self._throw(
+                400,
+                CODE_ODATA,
+                "An unexpected 'PrimitiveValue' node was found when reading from the JSON reader. "
+                f"A 'StartObject' node was expected (parameter '{param.name}').",
+            )
+        expected = f"Microsoft.Dynamics.CRM.{logical}"
+        odata_type = value.get("@odata.type")
+        if not isinstance(odata_type, str) or not odata_type:
+            raise self._throw(
+                400,
+                CODE_ODATA,
+                f"The entity parameter '{param.name}' must carry '@odata.type': '{expected}'.",
+            )
+        if odata_type.lstrip("#") != expected:
+            raise self._throw(
+                400,
+                CODE_ODATA,
+                f"A resource with type '{odata_type.lstrip('#')}' was found, but it is not assignable to the "
+                f"expected type '{expected}'. The type specified in the resource must be equal to either the "
+                "expected type or a derived type.",
+            )
+        key_name = f"{logical}id"
+        ent = self._entities.get(logical)
+        if ent is not None:
+            key_name = ent.primary_key
+        if key_name not in value:
+            raise self._throw(
+                400,
+                CODE_INVALID_ARGUMENT,
+                f"The entity parameter '{param.name}' does not contain the primary key '{key_name}'.",
+            )
+        key = value[key_name]
+        if not isinstance(key, str) or not _is_guid(key):
+            raise self._throw(400, CODE_ODATA, f"Cannot convert the literal '{key}' to the expected type 'Edm.Guid'.")
+        for prop in value:
+            if prop.startswith("@") or prop == key_name:
+                continue
+            if ent is None or prop not in ent.columns:
+                raise self._throw(
+                    400,
+                    CODE_ODATA,
+                    f"The property '{prop}' does not exist on type '{expected}'. Make sure to only use "
+                    "property names that are defined by the type or mark the type as open type.",
+                )
+        if self.verify_references and ent is not None and key.lower() not in ent.rows:
+            raise self._throw(404, CODE_OBJECT_DOES_NOT_EXIST, f"{logical} With Id = {key.lower()} Does Not Exist")
+
+    def _channels_action(
+        self, action: str, param_name: str, payload: dict[str, Any], store: list[dict[str, Any]]
+    ) -> Response:
+        for name in payload:
+            if not name.startswith("@") and name != param_name:
+                raise self._unknown_parameter(name, action)
+        if param_name not in payload:
+            raise self._throw(
+                400,
+                CODE_INVALID_ARGUMENT,
+                f"Required parameter '{param_name}' is missing for the operation '{action}'.",
+            )
+        raw = payload[param_name]
+        if raw is None:
+            raise self._throw(
+                400,
+                CODE_ODATA,
+                f"A null value was found for the property named '{param_name}', which has the expected type "
+                "'Edm.String[Nullable=False]'. The expected type 'Edm.String[Nullable=False]' does not allow "
+                "null values.",
+            )
+        self._check_string(ActionParameter(param_name, "Edm.String"), raw)
+        try:
+            inner = json.loads(raw)
+        except ValueError:
+            inner = None
+        if not isinstance(inner, dict):
+            raise self._throw(400, CODE_PLUGIN, f"{param_name} must be a string holding a serialized JSON object.")
+        store.append(inner)
+        return self._json(
+            200,
+            {
+                "@odata.context": f"{self.api_url}/$metadata#Microsoft.Dynamics.CRM.{action}Response",
+                "responseMessage": self.channels_response_message,
+            },
+        )
+
+    # -- table rows ---------------------------------------------------------------------------
+    def _wants_formatted(self, prefer: str) -> tuple[bool, list[tuple[str, str]]]:
+        m = re.search(r"odata\.include-annotations\s*=\s*\"?([^\",;]*)\"?", prefer)
+        if not m:
+            return False, []
+        value = m.group(1).strip()
+        ok = value == "*" or _FORMATTED in value or (value.endswith(".*") and _FORMATTED.startswith(value[:-1]))
+        return ok, [("Preference-Applied", f'odata.include-annotations="{value}"')]
+
+    def _parse_select(self, ent: _Entity, query: dict[str, str]) -> list[str]:
+        select = [s.strip() for s in query.get("$select", "").split(",") if s.strip()]
+        for name in select:
+            if name != ent.primary_key and name not in ent.columns:
+                raise self._throw(
+                    400,
+                    CODE_ODATA,
+                    f"Could not find a property named '{name}' on type 'Microsoft.Dynamics.CRM.{ent.logical_name}'.",
+                )
+        return select
+
+    def _shape(self, ent: _Entity, key: str, select: list[str], formatted: bool) -> dict[str, Any]:
+        row = ent.rows[key]
+        out: dict[str, Any] = {"@odata.etag": f'W/"{ent.versions.get(key, 0)}"'}
+        names = [c for c in select if c != ent.primary_key] if select else sorted(ent.columns)
+        labels = ent.formatted.get(key, {})
+        for name in names:
+            if formatted and name in labels:
+                out[f"{name}@{_FORMATTED}"] = labels[name]
+            out[name] = row.get(name)
+        out[ent.primary_key] = key
+        return out
+
+    def _context(self, ent: _Entity, select: list[str], single: bool) -> str:
+        sel = f"({','.join(select)})" if select else ""
+        return f"{self.api_url}/$metadata#{ent.entity_set_name}{sel}" + ("/$entity" if single else "")
+
+    def _retrieve(self, ent: _Entity, key: str, query: dict[str, str], prefer: str) -> Response:
+        select = self._parse_select(ent, query)
+        if key not in ent.rows:
+            raise self._throw(404, CODE_OBJECT_DOES_NOT_EXIST, f"{ent.logical_name} With Id = {key} Does Not Exist")
+        formatted, applied = self._wants_formatted(prefer)
+        body = {"@odata.context": self._context(ent, select, True), **self._shape(ent, key, select, formatted)}
+        return self._json(200, body, [*applied, ("ETag", body["@odata.etag"])])
+
+    def _query(self, ent: _Entity, query: dict[str, str], prefer: str) -> Response:
+        select = self._parse_select(ent, query)
+        predicate = self._parse_filter(ent, query.get("$filter", ""), query)
+        formatted, applied = self._wants_formatted(prefer)
+        top_text = query.get("$top")
+        top: int | None = None
+        if top_text is not None:
+            if not top_text.isdigit():
+                raise self._throw(400, CODE_ODATA, f"Invalid value '{top_text}' for $top query option found.")
+            top = int(top_text)
+        keys = [k for k in ent.rows if predicate(k, ent.rows[k])]
+        if top is not None:
+            keys = keys[:top]
+        value = [self._shape(ent, k, select, formatted) for k in keys]
+        return self._json(200, {"@odata.context": self._context(ent, select, False), "value": value}, applied)
+
+    def _parse_filter(self, ent: _Entity, text: str, query: dict[str, str]) -> Any:
+        text = text.strip()
+        if not text:
+            return lambda key, row: True
+        clauses = _split_top_level(text, "and")
+        tests = [self._parse_clause(ent, clause, query) for clause in clauses]
+        return lambda key, row: all(t(key, row) for t in tests)
+
+    def _column_value(self, ent: _Entity, key: str, row: dict[str, Any], column: str) -> Any:
+        return key if column == ent.primary_key else row.get(column)
+
+    def _resolve_alias(self, text: str, query: dict[str, str]) -> str:
+        if text.startswith("@"):
+            if text not in query:
+                raise self._throw(400, CODE_ODATA, f"The parameter alias '{text}' was not found in the request.")
+            return query[text]
+        return text
+
+    def _parse_clause(self, ent: _Entity, clause: str, query: dict[str, str]) -> Any:
+        while clause.startswith("(") and clause.endswith(")") and _balanced(clause[1:-1]):
+            clause = clause[1:-1].strip()
+        m = _IN_RE.match(clause)
+        if m:
+            name = _parse_string_literal(self._resolve_alias(m.group("pn"), query))
+            values = _parse_value_list(self._resolve_alias(m.group("pv"), query))
+            if name is None or values is None:
+                raise self._throw(400, CODE_ODATA, f"Invalid arguments to Microsoft.Dynamics.CRM.In: '{clause}'.")
+            if name != ent.primary_key and name not in ent.columns:
+                raise self._throw(
+                    400,
+                    CODE_MISSING_ATTRIBUTE,
+                    f"'{ent.logical_name}' entity doesn't contain attribute with Name = '{name}' and "
+                    "NameMapping = 'Logical'.",
+                )
+            wanted = {v.lower() for v in values}
+            column = name
+            return lambda key, row: _norm(self._column_value(ent, key, row, column)) in wanted
+        m = _CMP_RE.match(clause)
+        if m:
+            column = m.group("col")
+            if column != ent.primary_key and column not in ent.columns:
+                raise self._throw(
+                    400,
+                    CODE_ODATA,
+                    f"Could not find a property named '{column}' on type 'Microsoft.Dynamics.CRM.{ent.logical_name}'.",
+                )
+            literal = _parse_literal(self._resolve_alias(m.group("val").strip(), query))
+            if literal is _NO_VALUE:
+                raise self._throw(400, CODE_ODATA, f"Syntax error in $filter near '{m.group('val')}'.")
+            negate = m.group("op") == "ne"
+            target = _norm(literal)
+            return lambda key, row: (_norm(self._column_value(ent, key, row, column)) == target) != negate
+        raise self._throw(
+            400,
+            CODE_ODATA,
+            f"The $filter expression '{clause}' is not supported by the emulator "
+            "(supported: Microsoft.Dynamics.CRM.In, <col> eq|ne <literal>, joined by 'and').",
+        )
+
+    def _apply_body(self, ent: _Entity, body: dict[str, Any]) -> dict[str, Any]:
+        values: dict[str, Any] = {}
+        for name, value in body.items():
+            if name.startswith("@"):
+                continue
+            if name.endswith("@odata.bind"):
+                nav = name[: -len("@odata.bind")]
+                column = f"_{nav.lower()}_value"
+                if column not in ent.columns:
+                    raise self._throw(
+                        400,
+                        CODE_ODATA,
+                        f"An undeclared property '{nav}' which only has property annotations in the payload but "
+                        "no property value was found in the payload. In OData, only declared navigation "
+                        "properties and declared named streams can be represented as properties without values.",
+                    )
+                if value is None:
+                    values[column] = None
+                    continue
+                m = re.search(r"\(([0-9a-fA-F-]{36})\)\s*$", str(value))
+                if not m:
+                    raise self._throw(400, CODE_ODATA, f"Invalid entity reference '{value}' for '{name}'.")
+                values[column] = m.group(1).lower()
+                continue
+            if "@" in name:
+                continue
+            if name.startswith("_") and name.endswith("_value"):
+                raise self._throw(
+                    400,
+                    CODE_BAD_URI,
+                    "CRM do not support direct update of Entity Reference properties, Use Navigation "
+                    "properties instead.",
+                )
+            if name != ent.primary_key and name not in ent.columns:
+                raise self._throw(
+                    400,
+                    CODE_ODATA,
+                    f"The property '{name}' does not exist on type 'Microsoft.Dynamics.CRM.{ent.logical_name}'. "
+                    "Make sure to only use property names that are defined by the type or mark the type as "
+                    "open type.",
+                )
+            values[name] = value
+        return values
+
+    def _create(self, ent: _Entity, body: dict[str, Any], prefer: str) -> Response:
+        values = self._apply_body(ent, body)
+        key_value = values.pop(ent.primary_key, None)
+        if key_value is not None and (not isinstance(key_value, str) or not _is_guid(key_value)):
+            raise self._throw(
+                400, CODE_ODATA, f"Cannot convert the literal '{key_value}' to the expected type 'Edm.Guid'."
+            )
+        key = (key_value or str(uuid.uuid4())).lower()
+        if key in ent.rows:
+            raise self._throw(412, CODE_DUPLICATE, "A record with matching key values already exists.")
+        ent.rows[key] = values
+        ent.formatted[key] = {}
+        ent.versions[key] = self._next_version()
+        location = self._entity_id_url(ent, key)
+        if "return=representation" in prefer:
+            select: list[str] = []
+            formatted, applied = self._wants_formatted(prefer)
+            out = {"@odata.context": self._context(ent, select, True), **self._shape(ent, key, select, formatted)}
+            return self._json(
+                201, out, [("OData-EntityId", location), ("Location", location), ("ETag", out["@odata.etag"]), *applied]
+            )
+        return self._no_content([("OData-EntityId", location), ("Location", location)])
+
+    def _update(self, ent: _Entity, key: str, body: dict[str, Any], headers: dict[str, str], prefer: str) -> Response:
+        if_match = headers.get("if-match", "").strip()
+        if_none_match = headers.get("if-none-match", "").strip()
+        exists = key in ent.rows
+        if not exists:
+            if self.upsert_on_patch and not if_match:
+                values = self._apply_body(ent, body)
+                values.pop(ent.primary_key, None)
+                ent.rows[key] = values
+                ent.formatted[key] = {}
+                ent.versions[key] = self._next_version()
+                location = self._entity_id_url(ent, key)
+                return self._no_content([("OData-EntityId", location)])
+            raise self._throw(404, CODE_OBJECT_DOES_NOT_EXIST, f"{ent.logical_name} With Id = {key} Does Not Exist")
+        if if_none_match == "*":
+            raise self._throw(412, CODE_DUPLICATE, "A record with matching key values already exists.")
+        current = f'W/"{ent.versions.get(key, 0)}"'
+        if if_match and if_match not in ("*", current):
+            raise self._throw(
+                412,
+                CODE_CONCURRENCY_VERSION,
+                "The version of the existing record doesn't match the RowVersion property provided.",
+            )
+        values = self._apply_body(ent, body)
+        values.pop(ent.primary_key, None)
+        ent.rows[key].update(values)
+        ent.versions[key] = self._next_version()
+        location = self._entity_id_url(ent, key)
+        if "return=representation" in prefer:
+            formatted, applied = self._wants_formatted(prefer)
+            out = {"@odata.context": self._context(ent, [], True), **self._shape(ent, key, [], formatted)}
+            return self._json(200, out, [("OData-EntityId", location), *applied])
+        return self._no_content([("OData-EntityId", location)])
+
+    def _delete(self, ent: _Entity, key: str) -> Response:
+        if key not in ent.rows:
+            raise self._throw(404, CODE_OBJECT_DOES_NOT_EXIST, f"{ent.logical_name} With Id = {key} Does Not Exist")
+        del ent.rows[key]
+        ent.formatted.pop(key, None)
+        ent.versions.pop(key, None)
+        return self._no_content()
+
+    # ------------------------------------------------------------------ $batch
+    def _execute_batch(self, request: Incoming) -> Response:
+        ctype = request.header("content-type")
+        boundary = _boundary(ctype)
+        if not ctype.lower().startswith("multipart/mixed") or boundary is None:
+            return self._error(
+                400, CODE_ODATA, "A $batch request must have Content-Type multipart/mixed with a boundary."
+            )
+        try:
+            items = _parse_batch(request.body, boundary)
+        except ValueError as exc:
+            return self._error(400, CODE_ODATA, f"The batch request body is malformed: {exc}")
+        total = sum(len(item) if isinstance(item, list) else 1 for item in items)
+        if total > MAX_BATCH_OPERATIONS:
+            return self._error(
+                400,
+                CODE_ODATA,
+                f"The number of requests in the batch ({total}) exceeds the maximum of {MAX_BATCH_OPERATIONS}.",
+            )
+        prefer = request.header("prefer").lower()
+        continue_on_error = "odata.continue-on-error" in prefer and "continue-on-error=false" not in prefer
+        out_boundary = f"batchresponse_{uuid.uuid4()}"
+        chunks: list[bytes] = []
+        for item in items:
+            if isinstance(item, list):
+                failed, rendered = self._run_changeset(item)
+                chunks.append(rendered)
+            else:
+                response = self._run_batch_part(item, {})
+                failed = response.status >= 400
+                chunks.append(_render_http_part(response, None))
+            if failed and not continue_on_error:
+                break
+        body = b"".join(b"--" + out_boundary.encode() + b"\r\n" + c for c in chunks)
+        body += b"--" + out_boundary.encode() + b"--\r\n"
+        headers = [*self._base_headers(), ("Content-Type", f"multipart/mixed; boundary={out_boundary}")]
+        if continue_on_error:
+            headers.append(("Preference-Applied", "odata.continue-on-error"))
+        return Response(200, body, headers)
+
+    def _snapshot(self) -> Any:
+        return (
+            copy.deepcopy({k: (e.rows, e.formatted, e.versions) for k, e in self._entities.items()}),
+            len(self.interactions),
+            len(self.notifications),
+            len(self.inbound),
+        )
+
+    def _restore(self, snapshot: Any) -> None:
+        data, n_int, n_not, n_in = snapshot
+        for name, (rows, formatted, versions) in data.items():
+            ent = self._entities.get(name)
+            if ent is not None:
+                ent.rows, ent.formatted, ent.versions = rows, formatted, versions
+        del self.interactions[n_int:]
+        del self.notifications[n_not:]
+        del self.inbound[n_in:]
+
+    def _run_changeset(self, parts: list[_BatchPart]) -> tuple[bool, bytes]:
+        snapshot = self._snapshot()
+        refs: dict[str, str] = {}
+        results: list[tuple[_BatchPart, Response]] = []
+        for part in parts:
+            if part.method == "GET":
+                response = self._error(400, CODE_ODATA, "GET requests are not allowed inside a change set.")
+            else:
+                response = self._run_batch_part(part, refs)
+            if response.status >= 400:
+                self._restore(snapshot)
+                return True, _render_http_part(response, part.content_id)
+            results.append((part, response))
+            entity_id = response.header("OData-EntityId")
+            if part.content_id and entity_id:
+                refs[part.content_id] = entity_id
+        cs_boundary = f"changesetresponse_{uuid.uuid4()}"
+        inner = b"".join(
+            b"--" + cs_boundary.encode() + b"\r\n" + _render_http_part(resp, part.content_id) for part, resp in results
+        )
+        inner += b"--" + cs_boundary.encode() + b"--\r\n"
+        head = f"Content-Type: multipart/mixed; boundary={cs_boundary}\r\n\r\n".encode()
+        return False, head + inner + b"\r\n"
+
+    def _run_batch_part(self, part: _BatchPart, refs: dict[str, str]) -> Response:
+        url = part.url
+        ref = re.match(r"^\$(\w+)(.*)$", url)
+        if ref and ref.group(1) in refs:
+            url = refs[ref.group(1)] + ref.group(2)
+        split = urlsplit(url)
+        path = split.path
+        if not path.startswith("/"):
+            path = API_PREFIX + path
+        target = path + ("?" + split.query if split.query else "")
+        if len(target) > MAX_BATCH_URL_LENGTH:
+            return self._error(414, CODE_BAD_URI, "The request URL inside the batch exceeds 65,536 characters.")
+        fault = self._take_fault(part.method, target)
+        if fault is not None:
+            response = self._fault_response(fault)
+            if response.drop:
+                raise DropConnection()
+            self.operation_count += 1
+            return response
+        m = _API_PATH_RE.match(path)
+        if not m:
+            self.operation_count += 1
+            return self._error(404, CODE_BAD_URI, f"Resource not found for the segment '{path}'.")
+        resource = unquote(m.group("rest"))
+        json_ctype = part.headers.get("content-type", "").lower().startswith("application/json")
+        if part.body.strip() and part.method in ("POST", "PATCH", "PUT") and not json_ctype:
+            self.operation_count += 1
+            return self._error(
+                415, CODE_ODATA, "Operations with a body inside a $batch need 'Content-Type: application/json'."
+            )
+        if resource == "$batch":
+            self.operation_count += 1
+            return self._error(400, CODE_ODATA, "Nested $batch requests are not supported.")
+        return self._run_operation(part.method, resource, split.query, part.headers, part.body, in_batch=True)
+
+
+def _balanced(text: str) -> bool:
+    depth = 0
+    quote: str | None = None
+    for ch in text:
+        if quote:
+            if ch == quote:
+                quote = None
+        elif ch in "'\"":
+            quote = ch
+        elif ch == "(":
+            depth += 1
+        elif ch == ")":
+            depth -= 1
+            if depth < 0:
+                return False
+    return depth == 0
+
+
+# ---------------------------------------------------------------------- $batch wire format
+@dataclass
+class _BatchPart:
+    method: str
+    url: str
+    headers: dict[str, str]
+    body: bytes
+    content_id: str | None
+
+
+def _boundary(content_type: str) -> str | None:
+    m = re.search(r"boundary=(\"?)([^\";]+)\1", content_type, re.IGNORECASE)
+    return m.group(2).strip() if m else None
+
+
+def _split_multipart(body: bytes, boundary: str) -> list[bytes]:
+    delim = b"--" + boundary.encode()
+    segments = body.split(delim)
+    if len(segments) < 2:
+        raise ValueError(f"boundary '{boundary}' not found")
+    parts: list[bytes] = []
+    closed = False
+    for raw in segments[1:]:
+        if raw.startswith(b"--"):
+            closed = True
+            break
+        seg = raw.removeprefix(b"\r\n") if raw.startswith(b"\r\n") else raw.removeprefix(b"\n")
+        seg = seg.removesuffix(b"\r\n") if seg.endswith(b"\r\n") else seg.removesuffix(b"\n")
+        parts.append(seg)
+    if not closed:
+        raise ValueError(f"closing delimiter '--{boundary}--' missing")
+    return parts
+
+
+def _split_head(blob: bytes) -> tuple[dict[str, str], bytes]:
+    m = re.search(rb"\r?\n\r?\n", blob)
+    if m is None:
+        head, rest = blob, b""
+    else:
+        head, rest = blob[: m.start()], blob[m.end() :]
+    headers: dict[str, str] = {}
+    for line in re.split(rb"\r?\n", head):
+        if not line.strip():
+            continue
+        name, sep, value = line.decode("utf-8").partition(":")
+        if not sep:
+            raise ValueError(f"bad header line {line[:80]!r}")
+        headers[name.strip().lower()] = value.strip()
+    return headers, rest
+
+
+def _parse_http_part(blob: bytes) -> _BatchPart:
+    mime_headers, rest = _split_head(blob)
+    rest = rest.lstrip(b"\r\n")
+    m = re.match(rb"([^\r\n]*)\r?\n?", rest)
+    request_line = m.group(1).decode("utf-8").strip() if m else ""
+    after = rest[m.end() :] if m else b""
+    bits = request_line.split()
+    if len(bits) < 2:
+        raise ValueError(f"bad request line {request_line[:80]!r}")
+    method, url = bits[0].upper(), bits[1]
+    if re.match(rb"\r?\n", after):
+        headers: dict[str, str] = {}
+        body = re.sub(rb"^\r?\n", b"", after)
+    else:
+        headers, body = _split_head(after)
+    return _BatchPart(method, url, headers, body.strip(), mime_headers.get("content-id"))
+
+
+def _parse_batch(body: bytes, boundary: str) -> list[_BatchPart | list[_BatchPart]]:
+    items: list[_BatchPart | list[_BatchPart]] = []
+    for part in _split_multipart(body, boundary):
+        mime_headers, rest = _split_head(part)
+        ctype = mime_headers.get("content-type", "").lower()
+        if ctype.startswith("multipart/mixed"):
+            cs_boundary = _boundary(mime_headers["content-type"])
+            if cs_boundary is None:
+                raise ValueError("change set without boundary")
+            items.append([_parse_http_part(p) for p in _split_multipart(rest, cs_boundary)])
+        else:
+            items.append(_parse_http_part(part))
+    return items
+
+
+def _render_http_part(response: Response, content_id: str | None) -> bytes:
+    lines = ["Content-Type: application/http", "Content-Transfer-Encoding: binary"]
+    if content_id:
+        lines.append(f"Content-ID: {content_id}")
+    lines += ["", f"HTTP/1.1 {response.status} {_phrase(response.status)}"]
+    lines += [f"{k}: {v}" for k, v in response.headers]
+    head = ("\r\n".join(lines) + "\r\n\r\n").encode()
+    return head + response.body + b"\r\n"
+
+
+# ---------------------------------------------------------------------- demo data
+def seed_demo(emulator: DataverseEmulator) -> dict[str, Any]:
+    """Seed a small demo org (contacts, a journey, a custom channel activity, one message row).
+
+    Returns the ids and names used.
+    """
+    ids: dict[str, Any] = {
+        "message_entity": "cr123_smsmessage",
+        "message_entity_set": "cr123_smsmessages",
+        "message_body_column": "cr123_body",
+        "message_id": "5f1c1a2e-0b7d-4c3a-9e41-6a8b2c3d4e51",
+        "journey_id": "9a6e2f10-1c2d-4e3f-8a9b-0c1d2e3f4a01",
+        "iteration_id": "9a6e2f10-1c2d-4e3f-8a9b-0c1d2e3f4a02",
+        "activity_id": "3b2c1d0e-4f5a-4b6c-8d7e-9f0a1b2c3d01",
+        "activity_msdyncrm_activityid": "act-0001",
+        "contact_ids": [
+            "c0a80101-0000-4000-8000-000000000001",
+            "c0a80101-0000-4000-8000-000000000002",
+            "c0a80101-0000-4000-8000-000000000003",
+        ],
+    }
+    emulator.add_entity("contact", "contacts", "contactid")
+    emulator.add_columns(
+        "contact", ["firstname", "lastname", "fullname", "mobilephone", "emailaddress1", "donotphone", "donotsms"]
+    )
+    people = [
+        ("Ada", "Lovelace", "+14155550101", False),
+        ("Alan", "Turing", "+447700900123", False),
+        ("Grace", "Hopper", "+14155550103", True),
+    ]
+    for cid, (first, last, phone, opted_out) in zip(ids["contact_ids"], people, strict=True):
+        emulator.add_row(
+            "contact",
+            cid,
+            {
+                "firstname": first,
+                "lastname": last,
+                "fullname": f"{first} {last}",
+                "mobilephone": phone,
+                "emailaddress1": f"{first.lower()}@example.com",
+                "donotphone": opted_out,
+                "donotsms": opted_out,
+            },
+            formatted={
+                "donotphone": "Do Not Allow" if opted_out else "Allow",
+                "donotsms": "Do Not Allow" if opted_out else "Allow",
+            },
+        )
+    emulator.add_entity("msdyncrm_customerjourney", "msdyncrm_customerjourneys", "msdyncrm_customerjourneyid")
+    emulator.add_row("msdyncrm_customerjourney", ids["journey_id"], {"msdyncrm_name": "Demo journey"})
+    emulator.add_entity(
+        "msdyncrm_customerjourneyiteration", "msdyncrm_customerjourneyiterations", "msdyncrm_customerjourneyiterationid"
+    )
+    emulator.add_row(
+        "msdyncrm_customerjourneyiteration", ids["iteration_id"], {"msdyncrm_name": "Demo journey iteration 1"}
+    )
+    emulator.add_entity(ids["message_entity"], ids["message_entity_set"], f"{ids['message_entity']}id")
+    emulator.add_row(
+        ids["message_entity"],
+        ids["message_id"],
+        {"cr123_name": "Welcome SMS", ids["message_body_column"]: "Hi {{contact.firstname}}, welcome aboard!"},
+    )
+    emulator.add_entity(
+        "msdyncrm_customerjourneycustomchannelactivity",
+        "msdyncrm_customerjourneycustomchannelactivities",
+        "msdyncrm_customerjourneycustomchannelactivityid",
+    )
+    emulator.add_row(
+        "msdyncrm_customerjourneycustomchannelactivity",
+        ids["activity_id"],
+        {
+            "msdyncrm_name": "Demo SMS activity",
+            "msdyncrm_activityid": ids["activity_msdyncrm_activityid"],
+            "_msdyncrm_contact_value": ids["contact_ids"][0],
+            "_msdyncrm_customerjourney_value": ids["journey_id"],
+            "_msdyncrm_customerjourneyiteration_value": ids["iteration_id"],
+            "msdyncrm_entitytype": ids["message_entity"],
+            "msdyncrm_entityid": ids["message_id"],
+            "statecode": 0,
+            "statuscode": 1,
+        },
+        formatted={"statecode": "Active", "statuscode": "Active", "_msdyncrm_contact_value": "Ada Lovelace"},
+    )
+    return ids
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Serve a loopback Dataverse Web API emulator.")
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--token", default="dev-token", help="bearer token the emulator accepts")
+    parser.add_argument("--seed", choices=["demo", "none"], default="none")
+    parser.add_argument("--signature", choices=sorted(SIGNATURES), default="customerjourney")
+    args = parser.parse_args(argv)
+    emulator = DataverseEmulator(token=args.token, signature=args.signature, host=args.host, port=args.port)
+    ids = seed_demo(emulator) if args.seed == "demo" else {}
+    print(emulator.url, flush=True)
+    if ids:
+        print(json.dumps({"seed": ids}), flush=True)
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        emulator.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
