@@ -16,7 +16,8 @@ import requests
 from shared.adapters.dataverse import DataverseClient
 from shared.adapters.tokens import StaticToken, TokenProvider, default_credential
 from shared.ports import KeyValueStore, Provider, QueuePublisher
-from shared.repository import StateRepository
+from shared.repository import RtjRepository, StateRepository
+from shared.rtj_service import RtjConfig, RtjService
 from shared.service import ChannelConfig, ChannelService
 from shared.settings import Settings, get_settings
 
@@ -133,13 +134,27 @@ def build_service(
             credential=sb_credential,
         )
     clock = SystemClock()
+    provider = build_provider(settings, session)
+    rtj = RtjService(
+        RtjConfig(
+            outbound_secret=settings.rtj_outbound_secret,
+            callback_url=settings.callback_url(settings.channel_provider),
+            default_country_code=settings.default_country_code,
+            send_lease=timedelta(seconds=settings.send_lease_seconds),
+        ),
+        dataverse,
+        provider,
+        RtjRepository(store, clock.now),
+        clock,
+    )
     return ChannelService(
         channel_config(settings),
         dataverse,
-        build_provider(settings, session),
+        provider,
         StateRepository(store, clock.now),
         queue,
         clock,
+        rtj=rtj,
     )
 
 

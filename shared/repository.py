@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import Any
 
 from shared.domain.models import ActivityRef
+from shared.domain.rtj import RtjState
 from shared.domain.state import ActivityState, SendStatus
 from shared.ports import Conflict, KeyValueStore
 
@@ -156,3 +157,110 @@ class StateRepository:
             return None
         sent_at = _dt(found[0].get("sent_at"))
         return (str(found[0]["row_id"]), sent_at) if sent_at else None
+
+
+# --- real-time journeys sends ---------------------------------------------------------------------
+RTJ_ROW = "rtj"
+_RTJ_LISTS = ("due", "recorded")
+_RTJ_TIMES = ("lease_until", "flush_until", "updated_at")
+
+
+def _rtj_to_entity(state: RtjState) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    for name, value in asdict(state).items():
+        if name == "etag":
+            continue
+        if name in _RTJ_LISTS:
+            values[name] = json.dumps(value)
+        elif name in _RTJ_TIMES:
+            values[name] = value.isoformat() if value else ""
+        elif isinstance(value, bool):
+            values[name] = value
+        else:
+            values[name] = "" if value is None else str(value)[:1000]
+    return values
+
+
+def _rtj_from_entity(values: dict[str, Any], etag: str) -> RtjState:
+    kwargs: dict[str, Any] = {}
+    for name in RtjState.__dataclass_fields__:
+        if name == "etag" or name not in values:
+            continue
+        raw = values[name]
+        if name in _RTJ_LISTS:
+            kwargs[name] = list(json.loads(raw or "[]"))
+        elif name in _RTJ_TIMES:
+            kwargs[name] = _dt(raw)
+        elif name == "is_test_send":
+            kwargs[name] = bool(raw)
+        else:
+            kwargs[name] = raw if raw != "" or name in ("key", "channel_definition_id", "request_id") else None
+    return RtjState(**kwargs, etag=etag)
+
+
+class RtjRepository:
+    """Real-time journeys send records, the sender → channel index (inbound) and inbound dedup marks."""
+
+    def __init__(self, store: KeyValueStore, now: Callable[[], datetime]) -> None:
+        self._store = store
+        self._now = now
+
+    def get(self, key: str) -> RtjState | None:
+        found = self._store.get(key, RTJ_ROW)
+        return None if found is None else _rtj_from_entity(*found)
+
+    def get_or_create(self, state: RtjState) -> RtjState:
+        existing = self.get(state.key)
+        if existing is not None:
+            return existing
+        fresh = replace(state, updated_at=self._now())
+        try:
+            etag = self._store.insert(state.key, RTJ_ROW, _rtj_to_entity(fresh))
+        except Conflict:
+            again = self.get(state.key)
+            if again is None:  # pragma: no cover - deleted in between
+                raise
+            return again
+        return replace(fresh, etag=etag)
+
+    def mutate(self, key: str, change: Callable[[RtjState], RtjState | None]) -> RtjState:
+        for _ in range(MAX_CONFLICT_RETRIES):
+            current = self.get(key)
+            if current is None:
+                raise KeyError(key)
+            changed = change(current)
+            if changed is None:
+                return current
+            updated = replace(changed, updated_at=self._now())
+            try:
+                etag = self._store.replace(key, RTJ_ROW, _rtj_to_entity(updated), str(current.etag))
+            except Conflict:
+                continue
+            return replace(updated, etag=etag)
+        raise Conflict(f"real-time journeys record {key} kept changing under us")
+
+    def index_message(self, provider: str, message_id: str, key: str) -> None:
+        """Same index as outbound-marketing sends: a delivery report finds its record whatever the contract."""
+        self._store.upsert(message_key(provider, message_id), INDEX_ROW, {"row_id": key})
+
+    def index_sender(self, sender: str, channel_definition_id: str) -> None:
+        self._store.upsert(
+            sender_key(sender), INDEX_ROW, {"channel_definition_id": channel_definition_id, "sender": sender}
+        )
+
+    def channel_for_sender(self, number: str) -> tuple[str, str] | None:
+        found = self._store.get(sender_key(number), INDEX_ROW)
+        if found is None:
+            return None
+        return str(found[0]["channel_definition_id"]), str(found[0]["sender"])
+
+    def inbound_done(self, provider: str, message_id: str) -> bool:
+        return self._store.get(message_key(provider, message_id).replace("msg-", "rtjin-", 1), INDEX_ROW) is not None
+
+    def mark_inbound_done(self, provider: str, message_id: str) -> None:
+        self._store.upsert(message_key(provider, message_id).replace("msg-", "rtjin-", 1), INDEX_ROW, {"done": True})
+
+
+def sender_key(number: str) -> str:
+    plain = number.split(":", 1)[1] if number.startswith("whatsapp:") else number
+    return "rtjsender-" + hashlib.sha256(plain.encode()).hexdigest()[:40]

@@ -12,10 +12,9 @@ from __future__ import annotations
 
 import json
 import logging
-import uuid
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, replace
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any, Protocol
 
 from shared.domain import template
@@ -45,22 +44,21 @@ from shared.domain.models import (
     StatusKind,
 )
 from shared.domain.phone import normalize_e164
+from shared.domain.rtj import KEY_PREFIX as RTJ_KEY_PREFIX
 from shared.domain.state import (
     FINAL_SEND_STATES,
     ActivityState,
     SendStatus,
     add_due,
     interactions_for_status,
-    mark_recorded,
 )
 from shared.log import log_event, mask_phone
 from shared.ports import Clock, Provider, QueueMessage, QueuePublisher
+from shared.reporting import report_due
 from shared.repository import StateRepository
+from shared.rtj_service import RtjService
 
 ATTEMPT_PROPERTY = "channel-attempt"
-FLUSH_LEASE = timedelta(seconds=30)
-FLUSH_WAIT_SECONDS = 5.0
-FLUSH_POLL_SECONDS = 0.1
 MAX_BACKOFF_SECONDS = 3600.0
 
 ACTIVITY_COLUMNS = [
@@ -122,6 +120,7 @@ class ChannelService:
         queue: QueuePublisher,
         clock: Clock,
         providers: Mapping[str, Provider] | None = None,
+        rtj: RtjService | None = None,
     ) -> None:
         self.config = config
         self.dataverse = dataverse
@@ -130,6 +129,7 @@ class ChannelService:
         self.state = state
         self.queue = queue
         self.clock = clock
+        self.rtj = rtj
 
     # ================================================================================================
     # Activity messages
@@ -359,71 +359,26 @@ class ChannelService:
     # Interactions
     # ================================================================================================
     def flush(self, state: ActivityState) -> ActivityState:
-        """Report every due interaction to Dataverse, in order, moving each to ``recorded`` once accepted.
+        """Report every due interaction to Dataverse, in order, each once (see :func:`report_due`).
 
-        Only one worker reports an activity's interactions at a time (a lease in the state record): a send and
-        its delivery callback often race, and both must not report the same ``sent``. A worker that finds the
-        lease held waits briefly, then defers (TransientError → retried later), so nothing due is stranded.
+        A send and its delivery callback often race: the lease in the record keeps them from both reporting
+        ``sent``; the loser defers (TransientError) instead of stranding what is due.
         """
-        if not state.due:
-            return state
-        token = uuid.uuid4().hex
-        owned = self._acquire_flush(state.row_id, token)
-        if owned is None:
-            return self.state.get(state.row_id) or state
-        state = owned
-        try:
-            while True:
-                if not state.due:
-                    state = self.state.mutate(state.row_id, lambda s: _release(s, token))
-                    if state.due and state.flush_owner == token:
-                        continue  # more became due while we released: keep going
-                    return state
-                interaction = Interaction.from_key(state.due[0])
-                self.dataverse.create_interaction(state.activity, interaction)
-                lease = self.clock.now() + FLUSH_LEASE
-                state = self.state.mutate(
-                    state.row_id,
-                    lambda s, i=interaction, until=lease: replace(  # type: ignore[misc]
-                        mark_recorded(s, i), flush_until=until if s.flush_owner == token else s.flush_until
-                    ),
-                )
-                log_event(
-                    "interaction.recorded",
-                    response_type=interaction.response_type.value,
-                    keyword=interaction.keyword,
-                    provider_message_id=state.provider_message_id,
-                    **_ids(state.activity),
-                )
-        except BaseException:
-            self.state.mutate(state.row_id, lambda s: _release(s, token, force=True))
-            raise
 
-    def _acquire_flush(self, row_id: str, token: str) -> ActivityState | None:
-        waited = 0.0
-        while True:
-            now = self.clock.now()
-            until = now + FLUSH_LEASE
+        def report(s: ActivityState, key: str) -> None:
+            self.dataverse.create_interaction(s.activity, Interaction.from_key(key))
 
-            def take(s: ActivityState, now: datetime = now, until: datetime = until) -> ActivityState | None:
-                if not s.due:
-                    return None
-                if s.flush_owner and s.flush_owner != token and s.flush_until and s.flush_until > now:
-                    return None
-                return replace(s, flush_owner=token, flush_until=until)
+        def reported(s: ActivityState, key: str) -> None:
+            interaction = Interaction.from_key(key)
+            log_event(
+                "interaction.recorded",
+                response_type=interaction.response_type.value,
+                keyword=interaction.keyword,
+                provider_message_id=s.provider_message_id,
+                **_ids(s.activity),
+            )
 
-            current = self.state.mutate(row_id, take)
-            if current.flush_owner == token:
-                return current
-            if not current.due:
-                return None
-            if waited >= FLUSH_WAIT_SECONDS:
-                remaining = (current.flush_until - now).total_seconds() if current.flush_until else 1.0
-                raise TransientError(
-                    "another worker is reporting this activity's interactions", retry_after=max(remaining, 1.0)
-                )
-            self.clock.sleep(FLUSH_POLL_SECONDS)
-            waited += FLUSH_POLL_SECONDS
+        return report_due(state, lambda change: self.state.mutate(state.row_id, change), report, self.clock, reported)
 
     def _set_opted_out(self, activity: ActivityRef, reason: str) -> None:
         self.dataverse.update_row("contact", activity.contact_id, {self.config.compliance_column: True})
@@ -473,10 +428,19 @@ class ChannelService:
     def apply_event(self, provider_name: str, event: ProviderEvent) -> Outcome:
         if isinstance(event, StatusEvent):
             return self._apply_status(provider_name, event)
-        return self._apply_inbound(event)
+        return self._apply_inbound(provider_name, event)
+
+    def handle_rtj_outbound(self, request: InboundHttpRequest) -> HttpReply:
+        """Real-time journeys outbound custom API, relayed by the plug-in (see docs/real-time-journeys.md)."""
+        if self.rtj is None:
+            return _json_reply(404, "real-time journeys support is not enabled")
+        return self.rtj.handle_outbound(request)
 
     def _apply_status(self, provider_name: str, event: StatusEvent) -> Outcome:
         row_id = event.activity_hint or self.state.find_by_message(provider_name, event.provider_message_id)
+        if row_id and row_id.startswith(RTJ_KEY_PREFIX) and self.rtj is not None:
+            # the record says which contract the report belongs to: a real-time journeys send
+            return Outcome(self.rtj.apply_status(provider_name, event, row_id).result, row_id)
         state = self.state.get(row_id) if row_id else None
         if state is None:
             log_event(
@@ -534,11 +498,16 @@ class ChannelService:
         self.flush(state)
         return Outcome("applied", state.row_id)
 
-    def _apply_inbound(self, event: InboundEvent) -> Outcome:
+    def _apply_inbound(self, provider_name: str, event: InboundEvent) -> Outcome:
+        # A reply to a real-time journeys sender goes to msdyn_D365ChannelsInbound; one to a recent
+        # outbound-marketing send becomes a keyword interaction. A number serving both contracts gets both.
+        rtj = self.rtj.apply_inbound(provider_name, event) if self.rtj is not None else None
         sender = event.sender.split(":", 1)[1] if event.sender.startswith("whatsapp:") else event.sender
         phone = normalize_e164(sender, self.config.default_country_code) or sender
         found = self.state.find_by_phone(phone)
         if found is None or self.clock.now() - found[1] > self.config.reply_window:
+            if rtj is not None:
+                return Outcome(rtj.result)
             log_event("reply.unmatched", phone=mask_phone(phone), provider_message_id=event.provider_message_id)
             return Outcome("unmatched")
         state = self.state.get(found[0])
@@ -635,13 +604,6 @@ class ChannelService:
 # ---------------------------------------------------------------------------------------------------
 def _ids(activity: ActivityRef) -> dict[str, str]:
     return {"activity_row": activity.row_id, "activity_id": activity.activity_id, "journey_id": activity.journey_id}
-
-
-def _release(state: ActivityState, token: str, *, force: bool = False) -> ActivityState | None:
-    """Give the flush lease back (only when nothing is due, unless ``force``)."""
-    if state.flush_owner != token or (state.due and not force):
-        return None
-    return replace(state, flush_owner=None, flush_until=None)
 
 
 def _attempt(message: QueueMessage) -> int:

@@ -111,6 +111,9 @@ class Settings(BaseSettings):
     loopback_provider_url: str | None = Field(default=None, validation_alias="LOOPBACK_PROVIDER_URL")
     loopback_signing_key: str | None = Field(default=None, validation_alias="LOOPBACK_SIGNING_KEY", repr=False)
 
+    # --- Real-time journeys (successor contract) ----------------------------------------------------
+    rtj_outbound_secret: str | None = Field(default=None, validation_alias="RTJ_OUTBOUND_SECRET", repr=False)
+
     provider_timeout_seconds: float = Field(default=10.0, gt=0, le=60, validation_alias="PROVIDER_TIMEOUT_SECONDS")
 
     # ---------------------------------------------------------------------------------------------
@@ -131,6 +134,7 @@ class Settings(BaseSettings):
         "twilio_messaging_service_sid",
         "loopback_provider_url",
         "loopback_signing_key",
+        "rtj_outbound_secret",
         mode="before",
     )
     @classmethod
@@ -217,6 +221,8 @@ class Settings(BaseSettings):
                 errors.append("LOOPBACK_SIGNING_KEY: required when CHANNEL_PROVIDER=loopback")
         if self.channel_provider == "acs":
             errors.append("CHANNEL_PROVIDER: 'acs' is not available in this build")
+        if self.rtj_outbound_secret is not None and len(self.rtj_outbound_secret) < 24:
+            errors.append("RTJ_OUTBOUND_SECRET: must be at least 24 characters (a generated random value)")
         if not self.opt_out_word_set:
             errors.append("OPT_OUT_KEYWORDS: must list at least one keyword")
         if errors:

@@ -119,6 +119,7 @@ class DataverseClient:
         self._set_names: dict[str, str] = {}
         self._set_lock = threading.Lock()
         self._row_cache = _LruTtlCache(256, row_cache_ttl)
+        self._organization_id: str | None = None
         self.request_count = 0
 
     # --- transport -------------------------------------------------------------------------------
@@ -252,6 +253,30 @@ class DataverseClient:
     def whoami(self) -> dict[str, Any]:
         result: dict[str, Any] = self.request("GET", "WhoAmI", operation="WhoAmI").json()
         return result
+
+    def organization_id(self) -> str:
+        """The org's id from ``WhoAmI``, cached for the process (real-time journeys payloads need it)."""
+        if self._organization_id is None:
+            self._organization_id = str(self.whoami()["OrganizationId"])
+        return self._organization_id
+
+    def channels_notification(self, payload: Mapping[str, Any]) -> None:
+        """Real-time journeys delivery report: ``msdyn_D365ChannelsNotification`` with ``notificationPayLoad``."""
+        self.request(
+            "POST",
+            "msdyn_D365ChannelsNotification",
+            body={"notificationPayLoad": json.dumps(dict(payload), separators=(",", ":"))},
+            operation=f"D365ChannelsNotification {payload.get('Status')}",
+        )
+
+    def channels_inbound(self, payload: Mapping[str, Any]) -> None:
+        """Real-time journeys inbound message: ``msdyn_D365ChannelsInbound`` with ``inboundPayLoad``."""
+        self.request(
+            "POST",
+            "msdyn_D365ChannelsInbound",
+            body={"inboundPayLoad": json.dumps(dict(payload), separators=(",", ":"))},
+            operation="D365ChannelsInbound",
+        )
 
 
 def _retry_after(response: requests.Response) -> float | None:

@@ -65,6 +65,7 @@ class SendRequest:
     activity_row_id: str  # lets callbacks find the activity (query parameter / tag)
     status_callback_url: str
     idempotency_key: str  # stable per activity: providers that support repeatability use it
+    sender: str | None = None  # overrides the configured sender (real-time journeys: the channel instance)
 
 
 @dataclass(frozen=True)

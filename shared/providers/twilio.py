@@ -89,13 +89,14 @@ class TwilioProvider:
     # --- send --------------------------------------------------------------------------------------
     def send(self, request: SendRequest) -> SendResult:
         to = request.to
-        if self._from and self._from.startswith("whatsapp:") and not to.startswith("whatsapp:"):
+        sender = request.sender or self._from
+        if sender and sender.startswith("whatsapp:") and not to.startswith("whatsapp:"):
             to = "whatsapp:" + to
         form = {"To": to, "Body": request.body, "StatusCallback": request.status_callback_url}
-        if self._service:
-            form["MessagingServiceSid"] = self._service
+        if request.sender or not self._service:
+            form["From"] = sender or ""
         else:
-            form["From"] = self._from or ""
+            form["MessagingServiceSid"] = self._service
         try:
             response = self._session.post(
                 self._endpoint, data=form, auth=(self._sid, self._token), timeout=(3.05, self._timeout)

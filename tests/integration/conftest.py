@@ -22,6 +22,7 @@ TWILIO_TOKEN = "integration-auth-token"
 SENDER = "+15005550006"
 PHONE = "+447700900123"
 ACTIVITY_QUEUE = "activities"
+RTJ_SECRET = "rtj-integration-secret-0123456789"
 
 
 @dataclass
@@ -89,6 +90,7 @@ def channel(azurite_connection_string: str, monkeypatch: pytest.MonkeyPatch) -> 
         "TWILIO_FROM": SENDER,
         "TWILIO_API_BASE_URL": twilio.url,
         "DATAVERSE_MAX_RETRIES": "2",
+        "RTJ_OUTBOUND_SECRET": RTJ_SECRET,
     }
     for key, value in env.items():
         monkeypatch.setenv(key, value)
