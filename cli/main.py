@@ -6,6 +6,10 @@ import sys
 
 COMMANDS = {
     "simulate": ("cli.simulate", "run a whole journey locally through the real handlers (embedded defaults)"),
+    "doctor": ("cli.doctor", "check settings, Dataverse, state table, queues and provider; print each fix"),
+    "send-sample": ("cli.send_sample", "post one real-format activity message to the activity queue"),
+    "deadletter": ("cli.deadletter", "list / show / replay dead-lettered and poison messages"),
+    "provision": ("cli.provision", "create or update the Dataverse side: table, tile, service endpoint, step"),
 }
 
 

@@ -3,20 +3,29 @@
 Starts Azurite (state table), the Dataverse emulator (seeded org), the loopback SMS gateway and a local stand-in
 for the Functions host; posts real-format activity messages through the Service Bus trigger exactly like the
 worker would; the gateway fires signed delivery callbacks over HTTP to the callback trigger; two contacts reply.
-Prints each step, then the interactions the journey received, by response type.
+Prints each step (or, with ``--quiet``, nothing but the result), a live progress bar on stderr when it is a terminal,
+then the interactions the journey received by response type and the timings: activity processing per message and
+callback latency (p50 / p95).
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import math
 import sys
+import threading
 import time
 import uuid
 from collections import Counter
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import TextIO
+from urllib.parse import parse_qs, urlsplit
 
+import azure.functions as func
+
+from cli.progress import Progress
 from devtools import azurite
 from devtools.emulators.dataverse import DataverseEmulator
 from devtools.emulators.loopback_provider import LoopbackGateway
@@ -73,16 +82,72 @@ def seed(dataverse: DataverseEmulator, people: list[Contact]) -> None:
 
 
 class StepPrinter(logging.Handler):
-    def __init__(self, stream: TextIO, started: float) -> None:
+    def __init__(self, stream: TextIO, started: float, bar: Progress | None = None) -> None:
         super().__init__(logging.INFO)
         self.stream = stream
         self.started = started
+        self.bar = bar
 
     def emit(self, record: logging.LogRecord) -> None:
+        if self.bar is not None:
+            self.bar.clear()
         self.stream.write(f"  +{time.monotonic() - self.started:7.3f}s  {record.getMessage()}\n")
+        if self.bar is not None:
+            self.stream.flush()
+            self.bar.render()
 
 
-def run(contacts: int, replies: bool, verbose: bool, out: TextIO) -> dict[str, int]:
+@dataclass
+class TimedHost(LocalHost):
+    """The local host, timing each callback the gateway posts (per activity row, from ``?activity=``)."""
+
+    callback_seconds: list[float] = field(default_factory=list)
+    callback_done: dict[str, float] = field(default_factory=dict)
+    _timing_lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def call_http(
+        self, method: str, url: str, *, headers: dict[str, str] | None = None, body: bytes = b""
+    ) -> func.HttpResponse:
+        started = time.monotonic()
+        response = super().call_http(method, url, headers=headers, body=body)
+        finished = time.monotonic()
+        activity = parse_qs(urlsplit(url).query).get("activity")
+        with self._timing_lock:
+            self.callback_seconds.append(finished - started)
+            if activity:
+                self.callback_done[activity[0]] = finished
+        return response
+
+
+def percentile(values: Sequence[float], pct: float) -> float:
+    """Nearest-rank percentile (0 for no values)."""
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    rank = max(1, math.ceil(pct / 100 * len(ordered)))
+    return ordered[min(rank, len(ordered)) - 1]
+
+
+def _timing_row(label: str, values: Sequence[float]) -> str:
+    if not values:
+        return f"  {label:<34}{'-':>8}{'-':>10}{'-':>10}{'-':>10}\n"
+    p50, p95, top = percentile(values, 50), percentile(values, 95), max(values)
+    return f"  {label:<34}{len(values):>8}{p50 * 1000:>9.1f}ms{p95 * 1000:>8.1f}ms{top * 1000:>8.1f}ms\n"
+
+
+def run(
+    contacts: int,
+    replies: bool,
+    verbose: bool,
+    out: TextIO,
+    *,
+    progress: bool | None = False,
+    progress_stream: TextIO | None = None,
+) -> dict[str, int]:
+    """Run the journey; returns the interactions by response type (``keyword:<word>`` for replies).
+
+    ``progress``: draw a live bar on ``progress_stream`` (stderr); ``None`` means "when it is a terminal".
+    """
     from shared import bootstrap
     from shared.settings import load_settings
 
@@ -91,7 +156,7 @@ def run(contacts: int, replies: bool, verbose: bool, out: TextIO) -> dict[str, i
     storage = azurite.start()
     dataverse = DataverseEmulator(token=TOKEN)
     gateway = LoopbackGateway(key="local-loopback-key").start()
-    host = LocalHost()
+    host = TimedHost()
     server, base_url = host.serve_http()
     people = contacts_for(contacts)
     seed(dataverse, people)
@@ -113,7 +178,8 @@ def run(contacts: int, replies: bool, verbose: bool, out: TextIO) -> dict[str, i
     host.environ.update(env)
     bootstrap.install(bootstrap.build_service(load_settings(env), queue=host.queue))
     logger = logging.getLogger("channel")
-    printer = StepPrinter(out, started)
+    bar = Progress(contacts, "activities", stream=progress_stream or sys.stderr, enabled=progress)
+    printer = StepPrinter(out, started, bar if verbose else None)
     logger.addHandler(printer)
     logger.setLevel(logging.INFO)
     logger.propagate = False
@@ -122,10 +188,17 @@ def run(contacts: int, replies: bool, verbose: bool, out: TextIO) -> dict[str, i
     try:
         out.write(f"Callback route: {base_url}/api/callbacks/loopback   Dataverse: {dataverse.api_url}\n\n")
         t0 = time.monotonic()
-        for person in people:
-            spec = ActivitySpec(person.contact_id, JOURNEY_ID, ITERATION_ID, MESSAGE_TABLE, MESSAGE_ID)
-            body, props = activity_message(spec)
-            host.deliver("activities", body, application_properties=props)
+        activity_seconds: list[float] = []
+        activity_started: dict[str, float] = {}
+        with bar:
+            for person in people:
+                spec = ActivitySpec(person.contact_id, JOURNEY_ID, ITERATION_ID, MESSAGE_TABLE, MESSAGE_ID)
+                body, props = activity_message(spec)
+                begun = time.monotonic()
+                activity_started[spec.row_id] = begun
+                host.deliver("activities", body, application_properties=props)
+                activity_seconds.append(time.monotonic() - begun)
+                bar.advance(note=f"callbacks {len(host.callback_seconds)}")
         send_seconds = time.monotonic() - t0
         gateway.wait_idle()
         if replies and contacts >= 2:
@@ -148,12 +221,20 @@ def run(contacts: int, replies: bool, verbose: bool, out: TextIO) -> dict[str, i
         f"keyword:{c['TriggerKeyword']}" if c["ResponseType"] == "keyword" else str(c["ResponseType"])
         for c in dataverse.interactions
     )
+    round_trips = [
+        host.callback_done[row] - begun for row, begun in activity_started.items() if row in host.callback_done
+    ]
     out.write("\nInteractions the journey received (msdyncrm_CustomChannelActivityCreateInteraction):\n")
+    out.write(f"  {'response type':<18}{'count':>6}\n")
     for kind in ("sent", "delivered", "opened", "failed"):
         out.write(f"  {kind:<18}{counts.get(kind, 0):>6}\n")
     for kind, count in sorted(counts.items()):
         if kind.startswith("keyword:"):
             out.write(f"  {kind:<18}{count:>6}\n")
+    out.write(f"\nTimings\n  {'':<34}{'count':>8}{'p50':>11}{'p95':>10}{'max':>10}\n")
+    out.write(_timing_row("activity processing (per message)", activity_seconds))
+    out.write(_timing_row("callback handling (per request)", host.callback_seconds))
+    out.write(_timing_row("activity start → delivery report", round_trips))
     out.write(
         f"\n  contacts {contacts}, SMS sent {len(gateway.messages)}, poison {len(host.queue.on('activities-poison'))}, "
         f"Dataverse HTTP requests {dataverse.http_request_count}\n"
@@ -166,9 +247,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="channel simulate", description=__doc__)
     parser.add_argument("--contacts", type=int, default=10, help="contacts entering the journey (default 10)")
     parser.add_argument("--no-replies", action="store_true", help="skip the simulated YES / STOP replies")
-    parser.add_argument("--quiet", action="store_true", help="print only warnings and the final table")
+    parser.add_argument(
+        "--quiet", action="store_true", help="print only warnings and the final tables (no steps, no progress bar)"
+    )
     args = parser.parse_args(argv)
     if args.contacts < 1:
         parser.error("--contacts must be at least 1")
-    run(args.contacts, not args.no_replies, not args.quiet, sys.stdout)
+    run(args.contacts, not args.no_replies, not args.quiet, sys.stdout, progress=False if args.quiet else None)
     return 0

@@ -14,7 +14,7 @@ bp = func.Blueprint()
 
 
 @bp.function_name("callbacks")
-@bp.route(route="callbacks/{provider}", methods=["POST"], auth_level=func.AuthLevel.ANONYMOUS)
+@bp.route(route="callbacks/{provider}", methods=["POST", "OPTIONS"], auth_level=func.AuthLevel.ANONYMOUS)
 def callbacks(req: func.HttpRequest) -> func.HttpResponse:
     from shared.bootstrap import get_service  # lazy: keeps the cold start of function_app small
 

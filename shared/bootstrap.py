@@ -58,7 +58,8 @@ def channel_config(settings: Settings) -> ChannelConfig:
     )
 
 
-def build_provider(settings: Settings, session: requests.Session) -> Provider:
+def build_provider(settings: Settings, session: requests.Session, credential: Any = None) -> Provider:
+    """The configured provider. ``credential`` is the app's token credential (ACS without an access key)."""
     callback_url = settings.callback_url(settings.channel_provider)
     if settings.channel_provider == "twilio":
         from shared.providers.twilio import TwilioProvider
@@ -80,6 +81,20 @@ def build_provider(settings: Settings, session: requests.Session) -> Provider:
             base_url=str(settings.loopback_provider_url),
             key=str(settings.loopback_signing_key),
             callback_url=callback_url,
+            session=session,
+            timeout=settings.provider_timeout_seconds,
+        )
+    if settings.channel_provider == "acs":
+        from shared.providers.acs import AcsProvider
+
+        if not settings.acs_access_key:
+            credential = credential or default_credential(settings.azure_client_id)
+        return AcsProvider(
+            endpoint=str(settings.acs_endpoint),
+            sender=str(settings.acs_from),
+            eventgrid_secret=str(settings.acs_eventgrid_secret),
+            access_key=settings.acs_access_key,
+            credential=None if settings.acs_access_key else credential,
             session=session,
             timeout=settings.provider_timeout_seconds,
         )
@@ -134,7 +149,7 @@ def build_service(
             credential=sb_credential,
         )
     clock = SystemClock()
-    provider = build_provider(settings, session)
+    provider = build_provider(settings, session, credential)
     rtj = RtjService(
         RtjConfig(
             outbound_secret=settings.rtj_outbound_secret,

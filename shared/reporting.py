@@ -1,13 +1,15 @@
 """Reporting due items (interactions, delivery notifications) exactly once, in order, under a lease.
 
 Works on any state record with ``due``/``recorded`` lists and a ``flush_owner``/``flush_until`` lease, so the
-outbound-marketing activity record and the real-time journeys send record share one implementation.
+outbound-marketing activity record and the real-time journeys send record share one implementation. Many records
+are reported together: each round sends the first due item of every record in one call (``$batch``), so items of
+one record stay in order and a failure never reorders or duplicates another record's items.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any, Protocol, TypeVar
@@ -28,7 +30,8 @@ class Reportable(Protocol):
 
 
 S = TypeVar("S", bound=Reportable)
-Mutate = Callable[[Callable[[S], S | None]], S]
+Change = Callable[[S], S | None]
+Mutate = Callable[[Change[S]], S]
 
 
 def mark_done(state: S, key: str) -> S:
@@ -59,40 +62,81 @@ def report_due(
     clock: Clock,
     on_reported: Callable[[S, str], Any] | None = None,
 ) -> S:
-    """Report every due item of ``state`` in order; each moves to ``recorded`` once ``report`` returned.
+    """Report every due item of one record; raises the first error (after releasing the lease)."""
+
+    def report_many(items: Sequence[tuple[S, str]]) -> list[Exception | None]:
+        errors: list[Exception | None] = []
+        for record, key in items:
+            report(record, key)  # exceptions propagate: a single record stops at its first failure
+            errors.append(None)
+        return errors
+
+    final, errors = report_due_many([(state, mutate)], report_many, clock, on_reported)
+    if errors[0] is not None:
+        raise errors[0]
+    return final[0]
+
+
+def report_due_many(
+    records: Sequence[tuple[S, Mutate[S]]],
+    report_many: Callable[[Sequence[tuple[S, str]]], list[Exception | None]],
+    clock: Clock,
+    on_reported: Callable[[S, str], Any] | None = None,
+) -> tuple[list[S], list[Exception | None]]:
+    """Report the due items of many records; per record, the final state and None or the error that stopped it.
 
     Only one worker reports a record's items at a time (a lease in the record). A worker that finds the lease
-    held waits up to ``FLUSH_WAIT_SECONDS``, then raises :class:`TransientError` so its caller defers (reschedules
-    the message, queues the callback): nothing due is stranded.
+    held waits up to ``FLUSH_WAIT_SECONDS``, then gives up on that record with :class:`TransientError` so its
+    caller defers (reschedules the message, queues the callback): nothing due is stranded.
     """
-    if not state.due:
-        return state
     token = uuid.uuid4().hex
-    owned = _acquire(mutate, clock, token)
-    if owned is None:
-        return mutate(lambda s: None)
-    state = owned
+    final: list[S] = [state for state, _ in records]
+    errors: list[Exception | None] = [None] * len(records)
+    active: list[int] = []
+    for index, (state, mutate) in enumerate(records):
+        if not state.due:
+            continue
+        try:
+            owned = _acquire(mutate, clock, token)
+        except TransientError as error:
+            errors[index] = error
+            continue
+        if owned is None:
+            final[index] = mutate(lambda s: None)
+        else:
+            final[index] = owned
+            active.append(index)
     try:
-        while True:
-            if not state.due:
-                state = mutate(lambda s: _release(s, token))
-                if state.due and state.flush_owner == token:
-                    continue  # more became due while we released: keep going
-                return state
-            key = state.due[0]
-            report(state, key)
-            until = clock.now() + FLUSH_LEASE
+        while active:
+            round_items = [(final[i], final[i].due[0]) for i in active if final[i].due]
+            waiting = [i for i in active if final[i].due]
+            results = report_many(round_items) if round_items else []
+            next_active: list[int] = []
+            for i, (_, key), failure in zip(waiting, round_items, results, strict=True):
+                mutate = records[i][1]
+                if failure is not None:
+                    errors[i] = failure
+                    final[i] = mutate(lambda s: _release(s, token, force=True))
+                    continue
+                until = clock.now() + FLUSH_LEASE
 
-            def done(s: S, key: str = key, until: datetime = until) -> S:
-                moved = mark_done(s, key)
-                return replace(moved, flush_until=until) if s.flush_owner == token else moved  # type: ignore[type-var]
+                def done(s: S, key: str = key, until: datetime = until) -> S:
+                    moved = mark_done(s, key)
+                    return replace(moved, flush_until=until) if s.flush_owner == token else moved  # type: ignore[type-var]
 
-            state = mutate(done)
-            if on_reported is not None:
-                on_reported(state, key)
+                final[i] = mutate(done)
+                if on_reported is not None:
+                    on_reported(final[i], key)
+                if not final[i].due:
+                    final[i] = mutate(lambda s: _release(s, token))
+                if final[i].due and final[i].flush_owner == token:
+                    next_active.append(i)  # more is due (or became due while we released): keep going
+            active = next_active
     except BaseException:
-        mutate(lambda s: _release(s, token, force=True))
+        for i in active:
+            records[i][1](lambda s: _release(s, token, force=True))
         raise
+    return final, errors
 
 
 def _acquire(mutate: Mutate[S], clock: Clock, token: str) -> S | None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import asdict, replace
 from datetime import datetime
@@ -79,14 +81,38 @@ def _from_entity(values: dict[str, Any], etag: str) -> ActivityState:
 
 
 class StateRepository:
+    """Activity records over a :class:`KeyValueStore`.
+
+    Keeps the last state it read or wrote per record (bounded, per process) so a read-modify-write usually costs
+    one write: the write carries the ETag, so a stale copy can never win — it fails and the record is re-read.
+    """
+
+    CACHE_SIZE = 4096
+
     def __init__(self, store: KeyValueStore, now: Callable[[], datetime]) -> None:
         self._store = store
         self._now = now
+        self._known: OrderedDict[str, ActivityState] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def _remember(self, state: ActivityState) -> ActivityState:
+        with self._lock:
+            self._known[state.row_id] = state
+            self._known.move_to_end(state.row_id)
+            while len(self._known) > self.CACHE_SIZE:
+                self._known.popitem(last=False)
+        return state
+
+    def _forget(self, row_id: str) -> None:
+        with self._lock:
+            self._known.pop(row_id, None)
 
     # --- activity records ----------------------------------------------------------------------
     def get(self, row_id: str) -> ActivityState | None:
         found = self._store.get(row_id, ACTIVITY_ROW)
-        return None if found is None else _from_entity(*found)
+        if found is None:
+            return None
+        return self._remember(_from_entity(*found))
 
     def get_or_create(self, activity: ActivityRef) -> ActivityState:
         existing = self.get(activity.row_id)
@@ -100,28 +126,41 @@ class StateRepository:
             if again is None:  # pragma: no cover - deleted in between
                 raise
             return again
-        return replace(state, etag=etag)
+        return self._remember(replace(state, etag=etag))
 
     def save(self, state: ActivityState) -> ActivityState:
         """Write ``state`` if nobody changed it since it was read; raise :class:`Conflict` otherwise."""
         if state.etag is None:
             raise ValueError("save() needs a state that was read from the store")
         updated = replace(state, updated_at=self._now())
-        etag = self._store.replace(state.row_id, ACTIVITY_ROW, _to_entity(updated), state.etag)
-        return replace(updated, etag=etag)
+        try:
+            etag = self._store.replace(state.row_id, ACTIVITY_ROW, _to_entity(updated), state.etag)
+        except Conflict:
+            self._forget(state.row_id)
+            raise
+        return self._remember(replace(updated, etag=etag))
 
     def mutate(self, row_id: str, change: Callable[[ActivityState], ActivityState | None]) -> ActivityState:
         """Read-modify-write with optimistic concurrency; ``change`` returning None means no write."""
+        with self._lock:
+            current: ActivityState | None = self._known.get(row_id)
+        verified = False
         for _ in range(MAX_CONFLICT_RETRIES):
-            current = self.get(row_id)
             if current is None:
-                raise KeyError(row_id)
+                current = self.get(row_id)
+                verified = True
+                if current is None:
+                    raise KeyError(row_id)
             changed = change(current)
             if changed is None:
-                return current
+                if verified:
+                    return current
+                current = None  # decide "no change" on fresh data only
+                continue
             try:
                 return self.save(changed)
             except Conflict:
+                current = None
                 continue
         raise Conflict(f"state record {row_id} kept changing under us")
 
@@ -136,9 +175,14 @@ class StateRepository:
     def index_phone(self, phone: str, row_id: str, sent_at: datetime) -> None:
         """Remember the most recent activity sent to ``phone`` (for matching replies)."""
         key = phone_key(phone)
+        values = {"row_id": row_id, "sent_at": sent_at.isoformat()}
+        try:
+            self._store.insert(key, INDEX_ROW, values)  # the common case: one write
+            return
+        except Conflict:
+            pass
         for _ in range(MAX_CONFLICT_RETRIES):
             found = self._store.get(key, INDEX_ROW)
-            values = {"row_id": row_id, "sent_at": sent_at.isoformat()}
             try:
                 if found is None:
                     self._store.insert(key, INDEX_ROW, values)

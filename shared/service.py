@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Mapping
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, replace
 from datetime import timedelta
 from typing import Any, Protocol
@@ -54,7 +56,7 @@ from shared.domain.state import (
 )
 from shared.log import log_event, mask_phone
 from shared.ports import Clock, Provider, QueueMessage, QueuePublisher
-from shared.reporting import report_due
+from shared.reporting import report_due, report_due_many
 from shared.repository import StateRepository
 from shared.rtj_service import RtjService
 
@@ -99,6 +101,8 @@ class ChannelConfig:
     max_attempts: int
     retry_base_seconds: float
     send_lease: timedelta
+    send_concurrency: int = 8
+    callback_processing: str = "inline"  # "queued": acknowledge at once, report from the callback queue in batches
 
 
 @dataclass(frozen=True)
@@ -130,21 +134,102 @@ class ChannelService:
         self.queue = queue
         self.clock = clock
         self.rtj = rtj
+        self._deferred = threading.local()
 
     # ================================================================================================
     # Activity messages
     # ================================================================================================
     def handle_activity_message(self, message: QueueMessage) -> Outcome:
         """Process one activity message. Raises only when the message must be redelivered by Service Bus."""
+        return self.handle_activity_batch([message])[0]
+
+    def handle_activity_batch(self, messages: Sequence[QueueMessage]) -> list[Outcome]:
+        """Process a batch of activity messages (the trigger's ``cardinality="many"``), one outcome each.
+
+        Contacts are read with one ``Microsoft.Dynamics.CRM.In`` query per chunk, sends run with bounded
+        concurrency, and the resulting interactions are reported with ``$batch``. Every message is settled on its
+        own: poison → poison queue, transient → rescheduled; this raises only if even that fails (then Service Bus
+        redelivers the batch, and the state records make the redelivery harmless).
+        """
+        outcomes: list[Outcome | None] = [None] * len(messages)
+        work: dict[str, tuple[int, ActivityRef]] = {}
+        for index, message in enumerate(messages):
+            try:
+                parsed = parse_activity_message(message.body, message.content_type, message.application_properties)
+                activity = parsed.activity or self._read_activity(parsed.row_id)
+            except PoisonMessage as poison:
+                self._poison(message, poison.reason, poison.detail)
+                outcomes[index] = Outcome("poisoned", detail=poison.reason)
+                continue
+            except (TransientError, DataverseError) as error:
+                outcomes[index] = self._retry_later(message, error)
+                continue
+            if activity.row_id in work:  # the same activity twice in one batch: process it once
+                outcomes[index] = Outcome("duplicate", activity.row_id, "in batch")
+                continue
+            work[activity.row_id] = (index, activity)
+
+        contacts = self._prefetch_contacts([activity for _, activity in work.values()])
+        deferred: dict[str, list[ActivityState]] = {}
+
+        def run(item: tuple[int, ActivityRef]) -> tuple[int, Outcome | Exception]:
+            index, activity = item
+            self._deferred.states = deferred.setdefault(activity.row_id, [])
+            try:
+                return index, self.process_activity(activity, contacts)
+            except (PoisonMessage, TransientError, DataverseError) as error:
+                return index, error
+            finally:
+                self._deferred.states = None
+
+        items = list(work.values())
+        if len(items) > 1 and self.config.send_concurrency > 1:
+            with ThreadPoolExecutor(max_workers=min(self.config.send_concurrency, len(items))) as pool:
+                results = list(pool.map(run, items))
+        else:
+            results = [run(item) for item in items]
+
+        by_row = {activity.row_id: index for index, activity in items}
+        to_flush = [states[-1] for states in deferred.values() if states]
+        flush_errors = self.flush_many(to_flush)
+        for index, result in results:
+            if isinstance(result, Outcome):
+                outcomes[index] = result
+        for row_id, failure in flush_errors.items():
+            index = by_row[row_id]
+            outcomes[index] = self._settle_error(messages[index], failure)
+        for index, result in results:
+            if isinstance(result, Exception):
+                outcomes[index] = self._settle_error(messages[index], result)
+        return [o if o is not None else Outcome("unknown") for o in outcomes]
+
+    def _settle_error(self, message: QueueMessage, error: Exception) -> Outcome:
+        if isinstance(error, PoisonMessage):
+            self._poison(message, error.reason, error.detail)
+            return Outcome("poisoned", detail=error.reason)
+        return self._retry_later(message, error)
+
+    def _prefetch_contacts(self, activities: Sequence[ActivityRef]) -> dict[str, dict[str, Any]] | None:
+        """Read the contacts of a batch with one In query per chunk (None: let each activity read its own)."""
+        get_rows_in = getattr(self.dataverse, "get_rows_in", None)
+        if len(activities) < 2 or get_rows_in is None:
+            return None
+        select: dict[str, None] = dict.fromkeys([self.config.contact_phone_column, self.config.compliance_column])
+        for activity in activities:
+            try:
+                row = self.dataverse.get_row(
+                    activity.entity_type, activity.entity_id, [self.config.message_body_column], cache=True
+                )
+            except (DataverseError, TransientError):
+                return None  # each activity will meet (and settle) the error on its own
+            select.update(dict.fromkeys(template.contact_columns(str(row.get(self.config.message_body_column) or ""))))
         try:
-            parsed = parse_activity_message(message.body, message.content_type, message.application_properties)
-            activity = parsed.activity or self._read_activity(parsed.row_id)
-            return self.process_activity(activity)
-        except PoisonMessage as poison:
-            self._poison(message, poison.reason, poison.detail)
-            return Outcome("poisoned", detail=poison.reason)
-        except (TransientError, DataverseError) as error:
-            return self._retry_later(message, error)
+            rows: dict[str, dict[str, Any]] = get_rows_in(
+                "contact", "contactid", [a.contact_id for a in activities], list(select), formatted=True
+            )
+        except (DataverseError, TransientError):
+            return None
+        return rows
 
     def _read_activity(self, row_id: str) -> ActivityRef:
         """The message was trimmed (> 192 KB, ``MessageMaxSizeExceeded``): read the row through the Web API."""
@@ -163,7 +248,7 @@ class ChannelService:
         }
         return activity_from_attributes(row_id, attributes)
 
-    def process_activity(self, activity: ActivityRef) -> Outcome:
+    def process_activity(self, activity: ActivityRef, contacts: Mapping[str, dict[str, Any]] | None = None) -> Outcome:
         state = self.state.get_or_create(activity)
         ids = _ids(activity)
         if state.send_status in FINAL_SEND_STATES:
@@ -178,7 +263,7 @@ class ChannelService:
             state = self._mark_ambiguous(state, "worker stopped after calling the provider (lease expired)")
             return Outcome("ambiguous", activity.row_id, state.last_error)
 
-        text, contact = self._load_message_and_contact(activity)
+        text, contact = self._load_message_and_contact(activity, contacts)
         if contact.opted_out:
             self.state.mutate(
                 activity.row_id,
@@ -196,7 +281,9 @@ class ChannelService:
             return self._fail_without_send(activity, "message text is empty after personalisation", mask_phone(phone))
         return self._send(state, phone, text)
 
-    def _load_message_and_contact(self, activity: ActivityRef) -> tuple[str, Contact]:
+    def _load_message_and_contact(
+        self, activity: ActivityRef, contacts: Mapping[str, dict[str, Any]] | None = None
+    ) -> tuple[str, Contact]:
         body_column = self.config.message_body_column
         try:
             message_row = self.dataverse.get_row(activity.entity_type, activity.entity_id, [body_column], cache=True)
@@ -217,7 +304,13 @@ class ChannelService:
         columns = template.contact_columns(raw_text)
         select = list(dict.fromkeys([self.config.contact_phone_column, self.config.compliance_column, *columns]))
         try:
-            row = self.dataverse.get_row("contact", activity.contact_id, select, formatted=True)
+            if contacts is not None:
+                prefetched = contacts.get(activity.contact_id.lower())
+                if prefetched is None:
+                    raise NotFound(404, "0x80040217", f"contact With Id = {activity.contact_id} Does Not Exist", "read")
+                row = prefetched
+            else:
+                row = self.dataverse.get_row("contact", activity.contact_id, select, formatted=True)
         except NotFound:
             raise PoisonMessage("contact_not_found", f"contact {activity.contact_id} does not exist") from None
         except DataverseError as error:
@@ -274,6 +367,9 @@ class ChannelService:
         state = self.state.mutate(activity.row_id, claim)
         if state.send_status is not SendStatus.SENDING or state.lease_until != lease_until:
             return self.process_activity(activity)  # somebody else moved it on; re-evaluate from the record
+        # Index the number before the provider can deliver the text: a reply (a STOP above all) must find this
+        # activity even if the worker dies between the provider accepting and our state write.
+        self.state.index_phone(phone, activity.row_id, self.clock.now())
 
         request = SendRequest(
             to=phone,
@@ -331,7 +427,6 @@ class ChannelService:
         state = self.state.mutate(activity.row_id, accepted)
         log_event("provider.accepted", provider_message_id=result.provider_message_id, status=result.status, **ids)
         self.state.index_message(self.provider.name, result.provider_message_id, activity.row_id)
-        self.state.index_phone(phone, activity.row_id, self.clock.now())
         self.flush(state)
         return Outcome("sent", activity.row_id, result.provider_message_id)
 
@@ -362,8 +457,13 @@ class ChannelService:
         """Report every due interaction to Dataverse, in order, each once (see :func:`report_due`).
 
         A send and its delivery callback often race: the lease in the record keeps them from both reporting
-        ``sent``; the loser defers (TransientError) instead of stranding what is due.
+        ``sent``; the loser defers (TransientError) instead of stranding what is due. Inside a batch the state is
+        collected instead, and the batch reports all of them together (:meth:`flush_many`).
         """
+        deferred = getattr(self._deferred, "states", None)
+        if deferred is not None:
+            deferred.append(state)
+            return state
 
         def report(s: ActivityState, key: str) -> None:
             self.dataverse.create_interaction(s.activity, Interaction.from_key(key))
@@ -379,6 +479,43 @@ class ChannelService:
             )
 
         return report_due(state, lambda change: self.state.mutate(state.row_id, change), report, self.clock, reported)
+
+    def flush_many(self, states: Sequence[ActivityState]) -> dict[str, Exception]:
+        """Report the due interactions of many activities with ``$batch``; the errors, by activity row id."""
+        pending = [s for s in states if s.due]
+        if not pending:
+            return {}
+
+        def mutate_for(row_id: str) -> Callable[[Callable[[ActivityState], ActivityState | None]], ActivityState]:
+            return lambda change: self.state.mutate(row_id, change)
+
+        def report_many(items: Sequence[tuple[ActivityState, str]]) -> list[Exception | None]:
+            calls = [(s.activity, Interaction.from_key(key)) for s, key in items]
+            create_many = getattr(self.dataverse, "create_interactions", None)
+            if create_many is not None:
+                results: list[Exception | None] = create_many(calls)
+                return results
+            out: list[Exception | None] = []
+            for activity, interaction in calls:
+                try:
+                    self.dataverse.create_interaction(activity, interaction)
+                    out.append(None)
+                except (TransientError, DataverseError) as error:
+                    out.append(error)
+            return out
+
+        def reported(s: ActivityState, key: str) -> None:
+            interaction = Interaction.from_key(key)
+            log_event(
+                "interaction.recorded",
+                response_type=interaction.response_type.value,
+                keyword=interaction.keyword,
+                provider_message_id=s.provider_message_id,
+                **_ids(s.activity),
+            )
+
+        _, errors = report_due_many([(s, mutate_for(s.row_id)) for s in pending], report_many, self.clock, reported)
+        return {s.row_id: e for s, e in zip(pending, errors, strict=True) if e is not None}
 
     def _set_opted_out(self, activity: ActivityRef, reason: str) -> None:
         self.dataverse.update_row("contact", activity.contact_id, {self.config.compliance_column: True})

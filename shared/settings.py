@@ -6,6 +6,8 @@ configure (see README "Settings"). A missing or invalid setting fails fast with 
 
 from __future__ import annotations
 
+import base64
+import binascii
 import functools
 import ipaddress
 import re
@@ -24,6 +26,8 @@ _TWILIO_ACCOUNT_SID = re.compile(r"^AC[0-9a-fA-F]{32}$")
 _TWILIO_SERVICE_SID = re.compile(r"^MG[0-9a-fA-F]{32}$")
 _E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")
 _ALPHANUMERIC_SENDER = re.compile(r"^(?=.*[A-Za-z])[A-Za-z0-9 ]{1,11}$")
+_URL_SAFE_SECRET = re.compile(r"^[A-Za-z0-9\-_.~]+$")
+MIN_EVENTGRID_SECRET_LENGTH = 24
 
 DEFAULT_OPT_OUT_KEYWORDS = ("stop", "stopall", "unsubscribe", "cancel", "end", "quit")
 
@@ -111,6 +115,12 @@ class Settings(BaseSettings):
     loopback_provider_url: str | None = Field(default=None, validation_alias="LOOPBACK_PROVIDER_URL")
     loopback_signing_key: str | None = Field(default=None, validation_alias="LOOPBACK_SIGNING_KEY", repr=False)
 
+    # --- Azure Communication Services ------------------------------------------------------------
+    acs_endpoint: str | None = Field(default=None, validation_alias="ACS_ENDPOINT")
+    acs_from: str | None = Field(default=None, validation_alias="ACS_FROM")
+    acs_access_key: str | None = Field(default=None, validation_alias="ACS_ACCESS_KEY", repr=False)
+    acs_eventgrid_secret: str | None = Field(default=None, validation_alias="ACS_EVENTGRID_SECRET", repr=False)
+
     # --- Real-time journeys (successor contract) ----------------------------------------------------
     rtj_outbound_secret: str | None = Field(default=None, validation_alias="RTJ_OUTBOUND_SECRET", repr=False)
 
@@ -134,7 +144,10 @@ class Settings(BaseSettings):
         "twilio_messaging_service_sid",
         "loopback_provider_url",
         "loopback_signing_key",
-        "rtj_outbound_secret",
+        "acs_endpoint",
+        "acs_from",
+        "acs_access_key",
+        "acs_eventgrid_secret",
         mode="before",
     )
     @classmethod
@@ -163,6 +176,16 @@ class Settings(BaseSettings):
     @classmethod
     def _check_provider_urls(cls, value: str | None) -> str | None:
         return None if value is None else _https_or_loopback(value, "provider endpoint URL")
+
+    @field_validator("acs_endpoint")
+    @classmethod
+    def _check_acs_endpoint(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        value = _https_or_loopback(value, "ACS_ENDPOINT")
+        if urlsplit(value).path not in ("", "/"):
+            raise ValueError("ACS_ENDPOINT must be the resource URL only (https://<resource>.communication.azure.com)")
+        return value
 
     @field_validator("message_body_column", "contact_phone_column", "compliance_column")
     @classmethod
@@ -220,7 +243,7 @@ class Settings(BaseSettings):
             if not self.loopback_signing_key:
                 errors.append("LOOPBACK_SIGNING_KEY: required when CHANNEL_PROVIDER=loopback")
         if self.channel_provider == "acs":
-            errors.append("CHANNEL_PROVIDER: 'acs' is not available in this build")
+            errors.extend(self._acs_errors())
         if self.rtj_outbound_secret is not None and len(self.rtj_outbound_secret) < 24:
             errors.append("RTJ_OUTBOUND_SECRET: must be at least 24 characters (a generated random value)")
         if not self.opt_out_word_set:
@@ -249,6 +272,35 @@ class Settings(BaseSettings):
                     "TWILIO_FROM: must be an E.164 number (+14155550100), an alphanumeric sender "
                     "(max 11 characters) or whatsapp:+E164"
                 )
+        return errors
+
+    def _acs_errors(self) -> list[str]:
+        errors: list[str] = []
+        if not self.acs_endpoint:
+            errors.append(
+                "ACS_ENDPOINT: required when CHANNEL_PROVIDER=acs (https://<resource>.communication.azure.com)"
+            )
+        if not self.acs_from:
+            errors.append("ACS_FROM: required when CHANNEL_PROVIDER=acs")
+        elif not (_E164.match(self.acs_from) or _ALPHANUMERIC_SENDER.match(self.acs_from)):
+            errors.append(
+                "ACS_FROM: must be an E.164 number (+18005550100) or an alphanumeric sender (max 11 characters)"
+            )
+        if self.acs_access_key:
+            try:
+                base64.b64decode(self.acs_access_key, validate=True)
+            except (binascii.Error, ValueError):
+                errors.append("ACS_ACCESS_KEY: must be the resource's base64 access key (or unset to use Entra ID)")
+        secret = self.acs_eventgrid_secret
+        if not secret:
+            errors.append(
+                "ACS_EVENTGRID_SECRET: required when CHANNEL_PROVIDER=acs (the ?secret= of the Event Grid subscription)"
+            )
+        elif len(secret) < MIN_EVENTGRID_SECRET_LENGTH or not _URL_SAFE_SECRET.match(secret):
+            errors.append(
+                f"ACS_EVENTGRID_SECRET: must be at least {MIN_EVENTGRID_SECRET_LENGTH} characters of "
+                "A-Z a-z 0-9 - _ . ~ (e.g. python -c 'import secrets; print(secrets.token_urlsafe(32))')"
+            )
         return errors
 
     # --- derived ---------------------------------------------------------------------------------

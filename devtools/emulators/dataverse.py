@@ -12,12 +12,15 @@ serve a seeded demo org.
 from __future__ import annotations
 
 import argparse
+import base64
+import binascii
 import copy
 import json
 import re
 import threading
 import time
 import uuid
+import xml.etree.ElementTree as ET
 from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -43,6 +46,10 @@ _GUID_RE = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F
 _NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _ENTITY_DEF_RE = re.compile(
     r"^EntityDefinitions\((?:LogicalName=(?:'(?P<sq>[^']*)'|\"(?P<dq>[^\"]*)\")|(?P<mid>[0-9a-fA-F-]{36}))\)$"
+)
+_ATTRIBUTES_RE = re.compile(
+    r"^EntityDefinitions\(LogicalName='(?P<entity>[^']*)'\)/Attributes"
+    r"(?:\(LogicalName='(?P<attr>[^']*)'\))?$"
 )
 _ENTITY_PATH_RE = re.compile(r"^(?P<set>[A-Za-z_][A-Za-z0-9_]*)(?:\((?P<key>[^)]*)\))?$")
 _IN_RE = re.compile(
@@ -138,6 +145,128 @@ class _Entity:
     rows: dict[str, dict[str, Any]] = field(default_factory=dict)
     formatted: dict[str, dict[str, str]] = field(default_factory=dict)
     versions: dict[str, int] = field(default_factory=dict)
+    # customization API (metadata, solution components); empty for tables added with add_entity
+    navigations: dict[str, str] = field(default_factory=dict)  # single-valued navigation -> lookup column
+    write_only: set[str] = field(default_factory=set)  # stored, never returned (e.g. serviceendpoint.saskey)
+    attribute_types: dict[str, str] = field(default_factory=dict)  # column -> AttributeType
+    attribute_ids: dict[str, str] = field(default_factory=dict)  # column -> attribute MetadataId
+    schema_name: str | None = None
+    primary_name: str | None = None
+    definition: dict[str, Any] | None = None  # the EntityMetadata body it was created with (POST EntityDefinitions)
+    attribute_definitions: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+# Solution component types (solutioncomponent.componenttype) of the tables the customization API creates.
+COMPONENT_TYPES = {"webresource": 61, "sdkmessageprocessingstep": 92, "serviceendpoint": 95}
+COMPONENT_ENTITY = 1
+COMPONENT_ATTRIBUTE = 2
+_SYSTEM_TABLES: dict[str, tuple[str, str, tuple[str, ...]]] = {
+    # logical name: (entity set, primary key, columns)
+    "publisher": (
+        "publishers",
+        "publisherid",
+        ("uniquename", "friendlyname", "customizationprefix", "customizationoptionvalueprefix", "description"),
+    ),
+    "solution": (
+        "solutions",
+        "solutionid",
+        ("uniquename", "friendlyname", "version", "ismanaged", "description", "_publisherid_value"),
+    ),
+    "solutioncomponent": (
+        "solutioncomponents",
+        "solutioncomponentid",
+        ("componenttype", "objectid", "_solutionid_value"),
+    ),
+    "webresource": (
+        "webresourceset",
+        "webresourceid",
+        ("name", "displayname", "description", "webresourcetype", "content"),
+    ),
+    "serviceendpoint": (
+        "serviceendpoints",
+        "serviceendpointid",
+        (
+            "name",
+            "description",
+            "contract",
+            "connectionmode",
+            "authtype",
+            "namespaceformat",
+            "namespaceaddress",
+            "solutionnamespace",
+            "path",
+            "saskeyname",
+            "saskey",
+            "sastoken",
+            "messageformat",
+            "messagecharset",
+            "userclaim",
+            "url",
+            "issaskeyset",
+            "issastokenset",
+        ),
+    ),
+    "sdkmessage": ("sdkmessages", "sdkmessageid", ("name",)),
+    "sdkmessagefilter": (
+        "sdkmessagefilters",
+        "sdkmessagefilterid",
+        ("primaryobjecttypecode", "secondaryobjecttypecode", "_sdkmessageid_value"),
+    ),
+    "sdkmessageprocessingstep": (
+        "sdkmessageprocessingsteps",
+        "sdkmessageprocessingstepid",
+        (
+            "name",
+            "description",
+            "mode",
+            "stage",
+            "rank",
+            "supporteddeployment",
+            "asyncautodelete",
+            "invocationsource",
+            "filteringattributes",
+            "configuration",
+            "statecode",
+            "statuscode",
+            "_eventhandler_value",
+            "_sdkmessageid_value",
+            "_sdkmessagefilterid_value",
+            "_impersonatinguserid_value",
+        ),
+    ),
+    "savedquery": ("savedqueries", "savedqueryid", ("name", "returnedtypecode", "querytype", "isdefault")),
+    "systemform": ("systemforms", "formid", ("name", "objecttypecode", "type")),
+    "businessunit": ("businessunits", "businessunitid", ("name", "_parentbusinessunitid_value")),
+    "systemuser": (
+        "systemusers",
+        "systemuserid",
+        ("applicationid", "fullname", "domainname", "isdisabled", "_businessunitid_value"),
+    ),
+}
+_NAVIGATIONS: dict[str, dict[str, str]] = {
+    "solution": {"publisherid": "_publisherid_value"},
+    "sdkmessagefilter": {"sdkmessageid": "_sdkmessageid_value"},
+    "sdkmessageprocessingstep": {
+        "eventhandler_serviceendpoint": "_eventhandler_value",
+        "eventhandler_plugintype": "_eventhandler_value",
+        "sdkmessageid": "_sdkmessageid_value",
+        "sdkmessagefilterid": "_sdkmessagefilterid_value",
+        "impersonatinguserid": "_impersonatinguserid_value",
+    },
+    "systemuser": {"businessunitid": "_businessunitid_value"},
+    "businessunit": {"parentbusinessunitid": "_parentbusinessunitid_value"},
+}
+_WRITE_ONLY = {"serviceendpoint": {"saskey", "sastoken"}}
+_METADATA_LABEL_PROPS = ("DisplayName", "DisplayCollectionName")
+# @odata.type of a new column -> (AttributeType, maximum MaxLength or 0 when MaxLength does not apply)
+_ATTRIBUTE_KINDS = {
+    "StringAttributeMetadata": ("String", 4000),
+    "MemoAttributeMetadata": ("Memo", 1048576),
+    "BooleanAttributeMetadata": ("Boolean", 0),
+    "IntegerAttributeMetadata": ("Integer", 0),
+    "DecimalAttributeMetadata": ("Decimal", 0),
+}
+SDK_MESSAGE_CREATE_ID = "9ebdbb1b-ea3e-db11-86a7-000a3a5473e8"
 
 
 class _HttpError(Exception):
@@ -320,6 +449,7 @@ class DataverseEmulator(EmulatorBase):
         self.throttled_count = 0
         self.entity_definition_requests = 0
         self.entity_definition_lookups: list[str] = []
+        self.published: list[dict[str, list[str]]] = []  # PublishXml calls: {"entities": [...], "webresources": [...]}
         self._limit_requests: int | None = None
         self._limit_window = 300.0
         self._limit_concurrent: int | None = None
@@ -360,6 +490,67 @@ class DataverseEmulator(EmulatorBase):
         """Declare columns (beyond those seen in added rows) so $select accepts them."""
         with self._data_lock:
             self._entity(logical_name).columns.update(columns)
+
+    def enable_customization(
+        self,
+        *,
+        activity_entity: str = "msdyncrm_customerjourneycustomchannelactivity",
+        root_business_unit: str = "contoso",
+    ) -> None:
+        """Serve the customization subset of the Web API used by ``channel provision``.
+
+        Registers the system tables (publishers, solutions, solutioncomponents, webresourceset, serviceendpoints,
+        sdkmessages, sdkmessagefilters, sdkmessageprocessingsteps, savedqueries, systemforms, businessunits,
+        systemusers), seeds the ``Create`` message with a filter for ``activity_entity`` and the root business unit.
+        ``POST EntityDefinitions``, ``…/Attributes``, ``PublishXml`` and the ``MSCRM.SolutionUniqueName`` header
+        work whether or not this was called; the tables they need are registered here.
+        """
+        with self._data_lock:
+            for logical, (set_name, pk, columns) in _SYSTEM_TABLES.items():
+                self.add_entity(logical, set_name, pk)
+                ent = self._entities[logical]
+                ent.columns.update(columns)
+                ent.navigations.update(_NAVIGATIONS.get(logical, {}))
+                ent.write_only.update(_WRITE_ONLY.get(logical, set()))
+            self.add_row("sdkmessage", SDK_MESSAGE_CREATE_ID, {"name": "Create"})
+            self.add_row(
+                "sdkmessagefilter",
+                str(uuid.uuid5(uuid.NAMESPACE_URL, f"dataverse-emulator/filter/Create/{activity_entity}")),
+                {
+                    "primaryobjecttypecode": activity_entity,
+                    "secondaryobjecttypecode": "none",
+                    "_sdkmessageid_value": SDK_MESSAGE_CREATE_ID,
+                },
+            )
+            self.add_row(
+                "businessunit", self.business_unit_id, {"name": root_business_unit, "_parentbusinessunitid_value": None}
+            )
+            if "contact" in self._entities:
+                contact = self._entities["contact"]
+                for column in ("donotphone", "donotsms", "donotemail"):
+                    contact.attribute_types.setdefault(column, "Boolean")
+                    contact.columns.add(column)
+
+    def set_attribute_type(self, logical_name: str, column: str, attribute_type: str) -> None:
+        """Declare a column's ``AttributeType`` (as ``EntityDefinitions(...)/Attributes(...)`` reports it)."""
+        with self._data_lock:
+            ent = self._entity(logical_name)
+            ent.columns.add(column)
+            ent.attribute_types[column] = attribute_type
+
+    def solution_components(self, solution_unique_name: str) -> list[tuple[int, str]]:
+        """(componenttype, objectid) of the components added to a solution."""
+        with self._data_lock:
+            solutions = self._entities.get("solution")
+            components = self._entities.get("solutioncomponent")
+            if solutions is None or components is None:
+                return []
+            ids = {k for k, r in solutions.rows.items() if r.get("uniquename") == solution_unique_name}
+            return [
+                (int(r["componenttype"]), str(r["objectid"]))
+                for r in components.rows.values()
+                if r.get("_solutionid_value") in ids
+            ]
 
     def add_row(
         self,
@@ -426,6 +617,7 @@ class DataverseEmulator(EmulatorBase):
             self.batch_count = 0
             self.entity_definition_requests = 0
             self.entity_definition_lookups.clear()
+            self.published.clear()
 
     def inject_error(
         self,
@@ -660,6 +852,23 @@ class DataverseEmulator(EmulatorBase):
                     "OrganizationId": self.organization_id,
                 },
             )
+        if resource == "EntityDefinitions":
+            if method != "POST":
+                return self._method_not_allowed(method)
+            return self._create_entity_definition(self._json_body(body), headers)
+        m = _ATTRIBUTES_RE.match(resource)
+        if m:
+            if m.group("attr") is not None:
+                if method != "GET":
+                    return self._method_not_allowed(method)
+                return self._attribute_definition(m.group("entity"), m.group("attr"), query)
+            if method != "POST":
+                return self._method_not_allowed(method)
+            return self._create_attribute(m.group("entity"), self._json_body(body), headers)
+        if resource.removeprefix("Microsoft.Dynamics.CRM.") == "PublishXml":
+            if method != "POST":
+                return self._method_not_allowed(method)
+            return self._publish_xml(self._json_body(body))
         m = _ENTITY_DEF_RE.match(resource)
         if m:
             if method != "GET":
@@ -687,7 +896,13 @@ class DataverseEmulator(EmulatorBase):
             if method == "GET":
                 return self._query(ent, query, prefer)
             if method == "POST":
-                return self._create(ent, self._json_body(body), prefer)
+                solution_id = self._solution_of(headers)
+                response = self._create(ent, self._json_body(body), prefer)
+                if solution_id is not None and ent.logical_name in COMPONENT_TYPES:
+                    created = re.search(r"\(([0-9a-f-]{36})\)$", response.header("OData-EntityId") or "")
+                    if created:
+                        self._add_component(solution_id, COMPONENT_TYPES[ent.logical_name], created.group(1))
+                return response
             return self._method_not_allowed(method)
         key = key.strip()
         if not _is_guid(key):
@@ -740,10 +955,11 @@ class DataverseEmulator(EmulatorBase):
         full = {
             "MetadataId": ent.metadata_id,
             "LogicalName": ent.logical_name,
-            "SchemaName": ent.logical_name,
+            "SchemaName": ent.schema_name or ent.logical_name,
             "EntitySetName": ent.entity_set_name,
             "LogicalCollectionName": ent.entity_set_name,
             "PrimaryIdAttribute": ent.primary_key,
+            "PrimaryNameAttribute": ent.primary_name,
         }
         select = [s.strip() for s in query.get("$select", "").split(",") if s.strip()]
         for name in select:
@@ -764,6 +980,299 @@ class DataverseEmulator(EmulatorBase):
             out[name] = full[name]
         out["MetadataId"] = ent.metadata_id
         return self._json(200, out)
+
+    # -- customization API (channel provision) ----------------------------------------------------
+    def _solution_of(self, headers: dict[str, str]) -> str | None:
+        """The solution id named by ``MSCRM.SolutionUniqueName`` (404 if it does not exist), or None."""
+        name = headers.get("mscrm.solutionuniquename", "").strip()
+        if not name:
+            return None
+        solutions = self._entities.get("solution")
+        for key, row in (solutions.rows if solutions else {}).items():
+            if row.get("uniquename") == name:
+                if row.get("ismanaged"):
+                    raise self._throw(400, CODE_INVALID_ARGUMENT, f"Solution '{name}' is managed.")
+                return key
+        raise self._throw(404, CODE_OBJECT_DOES_NOT_EXIST, f"Solution '{name}' does not exist.")
+
+    def _publisher_prefix(self, solution_id: str) -> str | None:
+        publisher_id = self._entities["solution"].rows[solution_id].get("_publisherid_value")
+        publishers = self._entities.get("publisher")
+        row = publishers.rows.get(str(publisher_id)) if publishers and publisher_id else None
+        return str(row["customizationprefix"]) if row and row.get("customizationprefix") else None
+
+    def _add_component(self, solution_id: str, component_type: int, object_id: str) -> None:
+        components = self._entities.get("solutioncomponent")
+        if components is None:
+            return
+        key = str(uuid.uuid4())
+        components.rows[key] = {
+            "componenttype": component_type,
+            "objectid": object_id.lower(),
+            "_solutionid_value": solution_id,
+        }
+        components.formatted[key] = {}
+        components.versions[key] = self._next_version()
+
+    def _check_schema_name(self, schema: Any, what: str, solution_id: str | None) -> str:
+        if not isinstance(schema, str) or not re.match(r"^[A-Za-z][A-Za-z0-9]{1,7}_[A-Za-z0-9_]+$", schema):
+            raise self._throw(
+                400, CODE_INVALID_ARGUMENT, f"The {what} SchemaName '{schema}' must be '<prefix>_<Name>'."
+            )
+        if solution_id is not None:
+            prefix = self._publisher_prefix(solution_id)
+            if prefix is not None and schema.split("_", 1)[0].lower() != prefix:
+                raise self._throw(
+                    400,
+                    CODE_INVALID_ARGUMENT,
+                    f"The {what} SchemaName '{schema}' does not start with the solution publisher's "
+                    f"customization prefix '{prefix}_'.",
+                )
+        return schema.lower()
+
+    def _check_label(self, body: dict[str, Any], prop: str, what: str) -> None:
+        value = body.get(prop)
+        labels = value.get("LocalizedLabels") if isinstance(value, dict) else None
+        if not isinstance(labels, list) or not any(
+            isinstance(item, dict) and item.get("LanguageCode") == 1033 and item.get("Label") for item in labels
+        ):
+            raise self._throw(
+                400, CODE_INVALID_ARGUMENT, f"The {what} needs a {prop} with a LocalizedLabel for LanguageCode 1033."
+            )
+
+    def _check_odata_type(self, body: dict[str, Any], expected: Iterable[str]) -> str:
+        found = str(body.get("@odata.type", "")).lstrip("#").removeprefix("Microsoft.Dynamics.CRM.")
+        if found not in expected:
+            raise self._throw(
+                400, CODE_ODATA, f"The '@odata.type' '{body.get('@odata.type')}' is not one of {sorted(expected)}."
+            )
+        return found
+
+    def _check_attribute(self, body: dict[str, Any], solution_id: str | None) -> tuple[str, str]:
+        kind = self._check_odata_type(body, _ATTRIBUTE_KINDS)
+        attribute_type, max_length = _ATTRIBUTE_KINDS[kind]
+        if body.get("AttributeType") != attribute_type:
+            raise self._throw(
+                400, CODE_INVALID_ARGUMENT, f"AttributeType '{body.get('AttributeType')}' does not match {kind}."
+            )
+        logical = self._check_schema_name(body.get("SchemaName"), "column", solution_id)
+        self._check_label(body, "DisplayName", f"column {logical}")
+        if max_length:
+            length = body.get("MaxLength")
+            if not isinstance(length, int) or isinstance(length, bool) or not 1 <= length <= max_length:
+                raise self._throw(
+                    400, CODE_INVALID_ARGUMENT, f"MaxLength of {logical} must be an integer from 1 to {max_length}."
+                )
+        return logical, attribute_type
+
+    def _create_entity_definition(self, body: dict[str, Any], headers: dict[str, str]) -> Response:
+        solution_id = self._solution_of(headers)
+        self._check_odata_type(body, ("EntityMetadata",))
+        logical = self._check_schema_name(body.get("SchemaName"), "table", solution_id)
+        for prop in _METADATA_LABEL_PROPS:
+            self._check_label(body, prop, f"table {logical}")
+        if body.get("OwnershipType") not in ("UserOwned", "OrganizationOwned"):
+            raise self._throw(400, CODE_INVALID_ARGUMENT, "OwnershipType must be UserOwned or OrganizationOwned.")
+        attributes = body.get("Attributes")
+        primary = [a for a in attributes or [] if isinstance(a, dict) and a.get("IsPrimaryName") is True]
+        if not isinstance(attributes, list) or len(attributes) != 1 or len(primary) != 1:
+            raise self._throw(
+                400,
+                CODE_INVALID_ARGUMENT,
+                "Attributes must contain exactly one StringAttributeMetadata with IsPrimaryName true.",
+            )
+        primary_name, attribute_type = self._check_attribute(primary[0], solution_id)
+        if attribute_type != "String":
+            raise self._throw(400, CODE_INVALID_ARGUMENT, "The primary name column must be a String column.")
+        if logical in self._entities:
+            raise self._throw(400, CODE_DUPLICATE, f"An entity with the specified name {logical} already exists.")
+        set_name = _plural(logical)
+        self.add_entity(logical, set_name, f"{logical}id")
+        ent = self._entities[logical]
+        ent.metadata_id = str(uuid.uuid4())
+        ent.schema_name = str(body["SchemaName"])
+        ent.primary_name = primary_name
+        ent.definition = copy.deepcopy(body)
+        ent.attribute_definitions[primary_name] = copy.deepcopy(primary[0])
+        for column, kind in ((primary_name, "String"), ("statecode", "State"), ("statuscode", "Status")):
+            ent.columns.add(column)
+            ent.attribute_types[column] = kind
+            ent.attribute_ids[column] = str(uuid.uuid4())
+        if solution_id is not None:
+            self._add_component(solution_id, COMPONENT_ENTITY, ent.metadata_id)
+        views = self._entities.get("savedquery")
+        if views is not None:
+            label = body["DisplayName"]["LocalizedLabels"][0]["Label"]
+            plural = body["DisplayCollectionName"]["LocalizedLabels"][0]["Label"]
+            for name, query_type in (
+                (f"Active {plural}", 0),
+                (f"{label} Lookup View", 64),
+                (f"Quick Find {plural}", 4),
+            ):
+                key = str(uuid.uuid4())
+                views.rows[key] = {
+                    "name": name,
+                    "returnedtypecode": logical,
+                    "querytype": query_type,
+                    "isdefault": True,
+                }
+                views.formatted[key] = {}
+                views.versions[key] = self._next_version()
+        return self._no_content([("OData-EntityId", f"{self.api_url}/EntityDefinitions({ent.metadata_id})")])
+
+    def _create_attribute(self, entity: str, body: dict[str, Any], headers: dict[str, str]) -> Response:
+        solution_id = self._solution_of(headers)
+        ent = self._entities.get(entity)
+        if ent is None:
+            raise self._throw(404, CODE_BAD_URI, f"Could not find entity with logical name '{entity}'.")
+        logical, attribute_type = self._check_attribute(body, solution_id)
+        if logical in ent.columns:
+            raise self._throw(
+                400, CODE_DUPLICATE, f"An attribute with the specified name {logical} already exists on {entity}."
+            )
+        metadata_id = str(uuid.uuid4())
+        ent.columns.add(logical)
+        ent.attribute_types[logical] = attribute_type
+        ent.attribute_ids[logical] = metadata_id
+        ent.attribute_definitions[logical] = copy.deepcopy(body)
+        if solution_id is not None:
+            self._add_component(solution_id, COMPONENT_ATTRIBUTE, metadata_id)
+        location = f"{self.api_url}/EntityDefinitions(LogicalName='{entity}')/Attributes({metadata_id})"
+        return self._no_content([("OData-EntityId", location)])
+
+    def _attribute_type(self, ent: _Entity, column: str) -> str:
+        if column in ent.attribute_types:
+            return ent.attribute_types[column]
+        if column == ent.primary_key:
+            return "Uniqueidentifier"
+        if column.startswith("_") and column.endswith("_value"):
+            return "Lookup"
+        sample = next((row[column] for row in ent.rows.values() if row.get(column) is not None), None)
+        if isinstance(sample, bool):
+            return "Boolean"
+        if isinstance(sample, int):
+            return "Integer"
+        return "String"
+
+    def _attribute_definition(self, entity: str, column: str, query: dict[str, str]) -> Response:
+        self.entity_definition_requests += 1
+        self.entity_definition_lookups.append(entity)
+        ent = self._entities.get(entity)
+        if ent is None:
+            raise self._throw(404, CODE_BAD_URI, f"Could not find entity with logical name '{entity}'.")
+        if column != ent.primary_key and column not in ent.columns:
+            raise self._throw(
+                404, CODE_BAD_URI, f"Could not find attribute with logical name '{column}' on entity '{entity}'."
+            )
+        attribute_type = self._attribute_type(ent, column)
+        definition = ent.attribute_definitions.get(column, {})
+        metadata_id = ent.attribute_ids.setdefault(
+            column, str(uuid.uuid5(uuid.NAMESPACE_URL, f"dataverse-emulator/{entity}/{column}"))
+        )
+        full: dict[str, Any] = {
+            "LogicalName": column,
+            "SchemaName": definition.get("SchemaName", column),
+            "EntityLogicalName": entity,
+            "AttributeType": attribute_type,
+            "IsPrimaryId": column == ent.primary_key,
+            "IsPrimaryName": column == ent.primary_name,
+            "MaxLength": definition.get("MaxLength"),
+        }
+        select = [s.strip() for s in query.get("$select", "").split(",") if s.strip()]
+        for name in select:
+            if name not in full:
+                raise self._throw(
+                    400,
+                    CODE_ODATA,
+                    f"Could not find a property named '{name}' on type 'Microsoft.Dynamics.CRM.AttributeMetadata'.",
+                )
+        kind = next((k for k, (t, _) in _ATTRIBUTE_KINDS.items() if t == attribute_type), "AttributeMetadata")
+        out: dict[str, Any] = {
+            "@odata.context": f"{self.api_url}/$metadata#EntityDefinitions('{entity}')/Attributes/$entity",
+            "@odata.type": f"#Microsoft.Dynamics.CRM.{kind}",
+        }
+        for name in select or list(full):
+            out[name] = full[name]
+        out["MetadataId"] = metadata_id
+        return self._json(200, out)
+
+    def _publish_xml(self, body: dict[str, Any]) -> Response:
+        for name in body:
+            if not name.startswith("@") and name != "ParameterXml":
+                raise self._unknown_parameter(name, "PublishXml")
+        parameter_xml = body.get("ParameterXml")
+        if not isinstance(parameter_xml, str) or not parameter_xml.strip():
+            raise self._throw(
+                400, CODE_INVALID_ARGUMENT, "Required parameter 'ParameterXml' is missing for PublishXml."
+            )
+        try:
+            root = ET.fromstring(parameter_xml)  # noqa: S314 - a loopback test emulator parsing its own client's input
+        except ET.ParseError as exc:
+            raise self._throw(400, CODE_INVALID_ARGUMENT, f"ParameterXml is not well-formed XML: {exc}") from None
+        if root.tag != "importexportxml":
+            raise self._throw(400, CODE_INVALID_ARGUMENT, "ParameterXml must have the root <importexportxml>.")
+        entities = [(e.text or "").strip() for e in root.findall("./entities/entity")]
+        resources = [(e.text or "").strip().strip("{}").lower() for e in root.findall("./webresources/webresource")]
+        for logical in entities:
+            if logical not in self._entities:
+                raise self._throw(404, CODE_OBJECT_DOES_NOT_EXIST, f"Entity '{logical}' does not exist.")
+        known = self._entities.get("webresource")
+        for resource in resources:
+            if known is None or resource not in known.rows:
+                raise self._throw(404, CODE_OBJECT_DOES_NOT_EXIST, f"webresource With Id = {resource} Does Not Exist")
+        self.published.append({"entities": entities, "webresources": resources})
+        return self._no_content()
+
+    def _validate_row(self, ent: _Entity, row: dict[str, Any]) -> None:
+        """Rules Dataverse enforces on the customization tables (others: no checks)."""
+        problems: list[str] = []
+        if ent.logical_name == "serviceendpoint":
+            for column in ("name", "contract", "path", "solutionnamespace"):
+                if row.get(column) in (None, ""):
+                    problems.append(f"'{column}' is required")
+            if row.get("contract") not in (None, *range(1, 12)):
+                problems.append("'contract' must be 1-11")
+            if row.get("messageformat") not in (None, 1, 2, 3):
+                problems.append("'messageformat' must be 1 (Binary XML), 2 (Json) or 3 (Text XML)")
+            if row.get("authtype") == 2 and not row.get("saskeyname"):
+                problems.append("SAS key authentication (authtype 2) needs 'saskeyname'")
+            if row.get("namespaceformat") == 2 and not str(row.get("namespaceaddress", "")).startswith("sb://"):
+                problems.append("'namespaceaddress' must be sb://<namespace>.servicebus.windows.net/")
+        elif ent.logical_name == "sdkmessageprocessingstep":
+            if row.get("mode") == 1 and row.get("stage") != 40:
+                problems.append("asynchronous steps can only be registered in PostOperation (stage 40)")
+            for column, table in (
+                ("_sdkmessageid_value", "sdkmessage"),
+                ("_eventhandler_value", None),
+                ("_sdkmessagefilterid_value", "sdkmessagefilter"),
+            ):
+                value = row.get(column)
+                if value is None:
+                    if column != "_sdkmessagefilterid_value":
+                        problems.append(f"'{column}' is required")
+                    continue
+                tables = [table] if table else ["serviceendpoint", "plugintype"]
+                if not any(t in self._entities and value in self._entities[t].rows for t in tables):
+                    problems.append(f"'{column}' {value} does not exist")
+            handler = row.get("_eventhandler_value")
+            endpoints = self._entities.get("serviceendpoint")
+            if endpoints is not None and handler in endpoints.rows and row.get("mode") != 1:
+                problems.append("service endpoints support only asynchronous steps (mode 1)")
+        elif ent.logical_name == "webresource":
+            if row.get("webresourcetype") not in range(1, 13):
+                problems.append("'webresourcetype' must be 1-12")
+            try:
+                base64.b64decode(str(row.get("content") or ""), validate=True)
+            except (binascii.Error, ValueError):
+                problems.append("'content' must be base64")
+        if problems:
+            raise self._throw(400, CODE_INVALID_ARGUMENT, f"Invalid {ent.logical_name}: " + "; ".join(problems) + ".")
+
+    def _after_write(self, ent: _Entity, key: str) -> None:
+        if ent.logical_name == "serviceendpoint":
+            row = ent.rows[key]
+            row["issaskeyset"] = bool(row.get("saskey"))
+            row["issastokenset"] = bool(row.get("sastoken"))
 
     def metadata_xml(self) -> str:
         """A minimal CSDL document with the entity types and the channel actions."""
@@ -1004,12 +1513,12 @@ class DataverseEmulator(EmulatorBase):
     def _shape(self, ent: _Entity, key: str, select: list[str], formatted: bool) -> dict[str, Any]:
         row = ent.rows[key]
         out: dict[str, Any] = {"@odata.etag": f'W/"{ent.versions.get(key, 0)}"'}
-        names = [c for c in select if c != ent.primary_key] if select else sorted(ent.columns)
+        names = [c for c in select if c != ent.primary_key] if select else sorted(ent.columns - ent.write_only)
         labels = ent.formatted.get(key, {})
         for name in names:
             if formatted and name in labels:
                 out[f"{name}@{_FORMATTED}"] = labels[name]
-            out[name] = row.get(name)
+            out[name] = None if name in ent.write_only else row.get(name)
         out[ent.primary_key] = key
         return out
 
@@ -1107,7 +1616,7 @@ class DataverseEmulator(EmulatorBase):
                 continue
             if name.endswith("@odata.bind"):
                 nav = name[: -len("@odata.bind")]
-                column = f"_{nav.lower()}_value"
+                column = ent.navigations.get(nav, f"_{nav.lower()}_value")
                 if column not in ent.columns:
                     raise self._throw(
                         400,
@@ -1154,9 +1663,11 @@ class DataverseEmulator(EmulatorBase):
         key = (key_value or str(uuid.uuid4())).lower()
         if key in ent.rows:
             raise self._throw(412, CODE_DUPLICATE, "A record with matching key values already exists.")
+        self._validate_row(ent, values)
         ent.rows[key] = values
         ent.formatted[key] = {}
         ent.versions[key] = self._next_version()
+        self._after_write(ent, key)
         location = self._entity_id_url(ent, key)
         if "return=representation" in prefer:
             select: list[str] = []
@@ -1192,8 +1703,10 @@ class DataverseEmulator(EmulatorBase):
             )
         values = self._apply_body(ent, body)
         values.pop(ent.primary_key, None)
+        self._validate_row(ent, {**ent.rows[key], **values})
         ent.rows[key].update(values)
         ent.versions[key] = self._next_version()
+        self._after_write(ent, key)
         location = self._entity_id_url(ent, key)
         if "return=representation" in prefer:
             formatted, applied = self._wants_formatted(prefer)
@@ -1325,6 +1838,15 @@ class DataverseEmulator(EmulatorBase):
             self.operation_count += 1
             return self._error(400, CODE_ODATA, "Nested $batch requests are not supported.")
         return self._run_operation(part.method, resource, split.query, part.headers, part.body, in_batch=True)
+
+
+def _plural(logical_name: str) -> str:
+    """Dataverse's usual entity set name for a new table (the real one is read back from metadata)."""
+    if logical_name.endswith(("s", "x", "ch", "sh")):
+        return logical_name + "es"
+    if logical_name.endswith("y") and logical_name[-2:-1] not in ("a", "e", "i", "o", "u"):
+        return logical_name[:-1] + "ies"
+    return logical_name + "s"
 
 
 def _balanced(text: str) -> bool:

@@ -103,6 +103,8 @@ def _decode_json(body: bytes) -> dict[str, Any]:
     try:
         text = body.decode("utf-8-sig")
         document = json.loads(text)
+    except RecursionError:
+        raise PoisonMessage("invalid_json", "the message body is JSON nested too deeply to be a context") from None
     except (UnicodeDecodeError, ValueError) as exc:
         if _looks_binary(body):
             raise PoisonMessage("binary_format", f"the message is .NET Binary XML; {_JSON_FORMAT_HINT}") from None

@@ -1,0 +1,201 @@
+"""``channel provision``: one idempotent command for everything Dataverse-side of the channel.
+
+Creates or updates, inside one unmanaged solution: the message table and its text column, the tile XML web resource
+(published), the Service Bus service endpoint (queue, JSON, SAS key) and the asynchronous post-operation step on
+Create of the custom channel activity; optionally the application user of the Function app's managed identity.
+Re-running changes nothing. ``--dry-run`` prints every Web API request (reads are made, writes are not).
+Then prints the app settings that follow from the definition and the remaining manual steps. See docs/deploy.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable
+from typing import Any, TextIO
+from urllib.parse import urlsplit
+
+from provisioning.definition import ChannelDefinition, validate_prefix
+from provisioning.gateway import Gateway
+from provisioning.provisioner import CONTRACTS, Provisioner, ProvisionError, ProvisionOptions, ProvisionResult
+from provisioning.secrets import SecretError, key_vault_secret
+from shared.domain.errors import DataverseError, TransientError
+from shared.settings import is_loopback_host
+
+PRIVILEGES = (
+    "Read on Contact (organization level) and Write on Contact (to set the compliance column on STOP / opt-out)",
+    "Read on the message table {table} (organization level)",
+    "Read on Custom Channel Activity (msdyncrm_customerjourneycustomchannelactivity, organization level)",
+    "Read on Customer Journey and Customer Journey Iteration (entity references of the interaction action)",
+    "Execute the msdyncrm_CustomChannelActivityCreateInteraction action (custom API / SDK message privilege; "
+    "prvCreatemsdyncrm_… on the interaction table if your org enforces it)",
+)
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="channel provision",
+        description="Create or update the channel's Dataverse side (idempotent). See docs/deploy.md.",
+    )
+    p.add_argument("--dataverse-url", default=os.environ.get("DATAVERSE_URL"), help="default: env DATAVERSE_URL")
+    p.add_argument("--prefix", required=True, help="solution publisher customization prefix, e.g. cr123")
+    p.add_argument("--solution", required=True, help="unique name of the unmanaged solution (created if missing)")
+    p.add_argument("--publisher", help="unique name of a new publisher (default: <solution>Publisher)")
+    p.add_argument("--namespace", required=True, help="Service Bus namespace name (SERVICE_BUS_NAMESPACE)")
+    p.add_argument("--queue", required=True, help="activity queue (ACTIVITY_QUEUE_NAME)")
+    p.add_argument("--sas-key-name", required=True, help="queue-scoped Send-only SAS rule, e.g. dataverse-send")
+    key = p.add_mutually_exclusive_group()
+    key.add_argument("--sas-key", help="the SAS key or a Service Bus connection string (prefer --key-vault)")
+    key.add_argument("--key-vault", help="Key Vault name (KEY_VAULT_NAME) holding the key or connection string")
+    p.add_argument("--secret-name", help="secret in --key-vault (DATAVERSE_SB_SECRET_NAME)")
+    p.add_argument(
+        "--rotate-key",
+        action="store_true",
+        help="write the SAS key even if the endpoint already has one (Dataverse never returns it for comparison)",
+    )
+    p.add_argument(
+        "--contract",
+        choices=sorted(CONTRACTS),
+        default="queue",
+        help="serviceendpoint contract: queue (2, default) or queue-persistent (6); see docs/deploy.md",
+    )
+    p.add_argument("--endpoint-name", help="service endpoint name (default: <prefix>_<tile>_activities)")
+    p.add_argument("--tile-name", default="Sms", help="tile file name part: <prefix>_<name>CustomerJourney… (Sms)")
+    p.add_argument("--compliance-column", default="donotphone", help="boolean contact column (COMPLIANCE_COLUMN)")
+    p.add_argument("--lookup-view-id", help="override the table's lookup view id in the tile")
+    p.add_argument("--quick-view-form-id", help="override the table's quick view form id in the tile")
+    p.add_argument("--create-app-user", metavar="CLIENT_ID", help="create the application user (AZURE_CLIENT_ID)")
+    p.add_argument("--business-unit", help="business unit id or name for --create-app-user (default: root)")
+    p.add_argument("--dry-run", action="store_true", help="print every Web API request; make no writes")
+    p.add_argument("--print-tile", action="store_true", help="also print the tile XML")
+    return p
+
+
+def _namespace_name(value: str) -> str:
+    value = value.strip().removeprefix("sb://").rstrip("/")
+    return value.removesuffix(".servicebus.windows.net")
+
+
+def _check_url(url: str | None) -> str:
+    if not url:
+        raise ProvisionError("pass --dataverse-url or set DATAVERSE_URL (https://<org>.crm.dynamics.com)")
+    url = url.strip().rstrip("/")
+    parts = urlsplit(url)
+    if parts.scheme == "http" and is_loopback_host(parts.hostname):
+        return url
+    if parts.scheme != "https" or not parts.hostname or parts.path not in ("", "/"):
+        raise ProvisionError(
+            f"--dataverse-url must be the environment URL, e.g. https://contoso.crm.dynamics.com: {url}"
+        )
+    return url
+
+
+def _client(url: str) -> Any:
+    from shared.adapters.dataverse import DataverseClient
+    from shared.adapters.tokens import StaticToken, TokenProvider, default_credential
+
+    static = os.environ.get("DATAVERSE_STATIC_TOKEN", "").strip()
+    tokens: Any
+    if static:
+        if not is_loopback_host(urlsplit(url).hostname):
+            raise ProvisionError("DATAVERSE_STATIC_TOKEN is only accepted with a loopback Dataverse URL (emulators)")
+        tokens = StaticToken(static)
+    else:
+        tokens = TokenProvider(default_credential(os.environ.get("AZURE_CLIENT_ID") or None), f"{url}/.default")
+    return DataverseClient(url, tokens)
+
+
+def _key_source(args: argparse.Namespace) -> tuple[Callable[[], str] | None, str]:
+    if args.sas_key:
+        value = str(args.sas_key)
+        return (lambda: value), "--sas-key"
+    if args.key_vault:
+        if not args.secret_name:
+            raise ProvisionError("--key-vault needs --secret-name (DATAVERSE_SB_SECRET_NAME)")
+        vault, name = str(args.key_vault), str(args.secret_name)
+        return (lambda: key_vault_secret(vault, name)), f"Key Vault {vault} secret {name}"
+    return None, ""
+
+
+def options_from_args(args: argparse.Namespace) -> ProvisionOptions:
+    definition = ChannelDefinition(
+        prefix=validate_prefix(args.prefix), tile_name=args.tile_name, compliance_column=args.compliance_column
+    )
+    source, description = _key_source(args)
+    return ProvisionOptions(
+        definition=definition,
+        solution=args.solution,
+        namespace=_namespace_name(args.namespace),
+        queue=args.queue,
+        sas_key_name=args.sas_key_name,
+        key_source=source,
+        key_source_description=description,
+        rotate_key=args.rotate_key,
+        contract=args.contract,
+        endpoint_name=args.endpoint_name,
+        publisher=args.publisher,
+        lookup_view_id=args.lookup_view_id,
+        quick_view_form_id=args.quick_view_form_id,
+        app_user_client_id=args.create_app_user,
+        business_unit=args.business_unit,
+    )
+
+
+def report(options: ProvisionOptions, result: ProvisionResult, *, dry_run: bool, out: TextIO) -> None:
+    definition = options.definition
+    w = out.write
+    verb = "would change" if dry_run else "changed"
+    w(f"\n{len(result.changes)} {verb}" + (": nothing to do\n" if not result.changes else "\n"))
+    w("\nFunction app settings that follow from this definition:\n")
+    for name, value in definition.app_settings().items():
+        w(f"  {name}={value}\n")
+    w(f"  ACTIVITY_QUEUE_NAME={options.queue}\n")
+    for note in result.notes:
+        w(f"\nNote: {note}\n")
+    w("\nRemaining manual step: the Dataverse application user of the Function app's managed identity\n")
+    if options.app_user_client_id:
+        w(f"  application user for {options.app_user_client_id}: " + ("would be created" if dry_run else "present"))
+        w("; assign it the security role below.\n")
+    else:
+        w(
+            "  Power Platform admin center → the environment → Settings → Users + permissions → Application users →\n"
+            "  New app user → App ID = the AZURE_CLIENT_ID output of the infrastructure (azd env get-values),\n"
+            "  business unit = the root one (or re-run with --create-app-user <AZURE_CLIENT_ID>).\n"
+        )
+    w("  Security role (a copy of 'Basic User' or a new role) with:\n")
+    for item in PRIVILEGES:
+        w(f"    - {item.format(table=definition.table_logical_name)}\n")
+
+
+def main(argv: list[str] | None = None, *, out: TextIO | None = None, client: Any = None) -> int:
+    out = out or sys.stdout
+    args = _parser().parse_args(argv)
+    if args.secret_name and not args.key_vault:
+        print("channel provision: --secret-name needs --key-vault", file=sys.stderr)
+        return 2
+
+    def say(text: str) -> None:
+        out.write(text + "\n")
+
+    try:
+        options = options_from_args(args)
+        url = _check_url(args.dataverse_url)
+        gateway = Gateway(client or _client(url), dry_run=args.dry_run, echo=say if args.dry_run else None)
+        if args.dry_run:
+            say(f"# dry run: reads are made, writes are only printed ({url})")
+        result = Provisioner(gateway, options, say=say).run()
+    except (ProvisionError, SecretError, ValueError) as exc:
+        print(f"channel provision: {exc}", file=sys.stderr)
+        return 1
+    except (DataverseError, TransientError) as exc:
+        print(f"channel provision: Dataverse refused a request: {exc}", file=sys.stderr)
+        return 1
+    if args.print_tile or args.dry_run:
+        say(f"\nTile XML ({options.definition.web_resource_name}):\n{result.tile}")
+    report(options, result, dry_run=args.dry_run, out=out)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,278 @@
+"""Azure Communication Services SMS (``CHANNEL_PROVIDER=acs``).
+
+Send: the official ``azure-communication-sms`` SDK (``SmsClient.send``: ``POST {endpoint}/sms?api-version=2021-03-07``)
+with ``enable_delivery_report=True`` and ``tag=<activity row id>``, authenticated with the resource's access key
+(HMAC-SHA256) or, without a key, with the app's Entra ID credential (managed identity in Azure). The SDK is
+imported on the first send only (cold start).
+
+Callbacks: delivery reports (``Microsoft.Communication.SMSDeliveryReportReceived``) and replies
+(``Microsoft.Communication.SMSReceived``) arrive from an Event Grid webhook subscription on
+``/api/callbacks/acs?secret=<ACS_EVENTGRID_SECRET>`` in the Event Grid or the CloudEvents 1.0 schema (see
+:mod:`shared.providers.eventgrid`). Event Grid signs nothing, so the secret in the URL is the authentication; it is
+checked before anything else is read, including the validation handshakes.
+
+Repeatability: SDK 1.1.0 generates ``repeatabilityRequestId`` / ``repeatabilityFirstSent`` itself for every
+``send()`` call and does not let the caller choose them. They therefore protect the retries the SDK makes inside one
+call (we allow one, after a read timeout), not our own rescheduled attempts; see docs/providers.md for how that
+shapes the error mapping.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+from typing import Any
+from urllib.parse import urlsplit
+
+import requests
+
+from shared.domain.errors import CallbackRejected, SendFailedTransient, SendRejected
+from shared.domain.models import (
+    HttpReply,
+    InboundEvent,
+    InboundHttpRequest,
+    ProviderCallback,
+    ProviderEvent,
+    SendRequest,
+    SendResult,
+    StatusEvent,
+    StatusKind,
+)
+from shared.log import log_event, scrub
+from shared.providers import eventgrid
+
+NAME = "acs"
+DELIVERY_REPORT = "microsoft.communication.smsdeliveryreportreceived"
+SMS_RECEIVED = "microsoft.communication.smsreceived"
+STATUS_MAP = {"delivered": StatusKind.DELIVERED, "failed": StatusKind.FAILED}
+_GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+_OPTED_OUT = re.compile(r"opt(ed)?[\s_-]?out", re.IGNORECASE)
+
+
+def e164(value: str) -> str:
+    """Event Grid samples give numbers as ``15555555555`` (no ``+``): make them E.164 again."""
+    value = value.strip()
+    return "+" + value if value.isdigit() else value
+
+
+def _is_loopback_http(endpoint: str) -> bool:
+    from shared.settings import is_loopback_host
+
+    parts = urlsplit(endpoint)
+    return parts.scheme == "http" and is_loopback_host(parts.hostname)
+
+
+class AcsProvider:
+    name = NAME
+
+    def __init__(
+        self,
+        *,
+        endpoint: str,
+        sender: str,
+        eventgrid_secret: str,
+        access_key: str | None = None,
+        credential: Any = None,
+        session: requests.Session | None = None,
+        timeout: float = 10.0,
+    ) -> None:
+        if not access_key and credential is None:
+            raise ValueError("ACS needs an access key or a token credential")
+        self._endpoint = endpoint.rstrip("/")
+        self._from = sender
+        self._secret = eventgrid_secret
+        self._access_key = access_key
+        self._credential = credential
+        self._session = session
+        self._timeout = timeout
+        self._client: Any = None
+        self._lock = threading.Lock()
+
+    # --- send --------------------------------------------------------------------------------------
+    def _sms_client(self) -> Any:
+        if self._client is None:
+            with self._lock:
+                if self._client is None:
+                    self._client = self._build_client()
+        return self._client
+
+    def _build_client(self) -> Any:
+        from azure.communication.sms import SmsClient
+        from azure.core.credentials import AzureKeyCredential
+        from azure.core.pipeline.transport import RequestsTransport
+
+        credential = AzureKeyCredential(self._access_key) if self._access_key else self._credential
+        options: dict[str, Any] = {
+            "transport": RequestsTransport(
+                session=self._session or requests.Session(),
+                session_owner=self._session is None,
+                connection_timeout=3.05,
+                read_timeout=self._timeout,
+            ),
+            # One in-call retry, only after a read timeout / reset: it re-sends the same body, hence the same
+            # repeatabilityRequestId, so ACS executes it once. Everything else is left to our own scheduler.
+            "retry_policy": _repeatable_retry_policy(),
+        }
+        if not self._access_key and _is_loopback_http(self._endpoint):
+            options["per_call_policies"] = [_allow_plain_http_bearer()]  # loopback emulator only
+        return SmsClient(self._endpoint, credential, **options)
+
+    def send(self, request: SendRequest) -> SendResult:
+        from azure.core.exceptions import (
+            ClientAuthenticationError,
+            HttpResponseError,
+            ServiceRequestError,
+            ServiceResponseError,
+        )
+
+        try:
+            results = self._sms_client().send(
+                from_=getattr(request, "sender", None) or self._from,
+                to=request.to,
+                message=request.body,
+                enable_delivery_report=True,
+                tag=request.activity_row_id,
+            )
+        except ServiceRequestError as exc:  # the request never left: nothing can have been sent
+            raise SendFailedTransient(f"ACS unreachable: {exc.__class__.__name__}", retry_safe=True) from None
+        except ServiceResponseError as exc:
+            # Sent, no answer (even after the SDK's repeatable retry). Our next attempt would carry a new
+            # repeatabilityRequestId, so it is not protected: ambiguous, never resent automatically.
+            raise SendFailedTransient(
+                f"ACS did not answer: {exc.__class__.__name__}; the message may have been accepted", retry_safe=False
+            ) from None
+        except ClientAuthenticationError as exc:
+            status = getattr(exc, "status_code", None)
+            raise SendFailedTransient(
+                f"ACS authentication failed ({status or 'no token'}): {_reason(exc)}", retry_safe=True
+            ) from None
+        except HttpResponseError as exc:
+            raise _http_error(exc) from None
+        if not results:
+            raise SendFailedTransient("ACS answered 202 without a result for the recipient", retry_safe=False)
+        return _recipient_result(results[0])
+
+    # --- callbacks ---------------------------------------------------------------------------------
+    def handle_callback(self, request: InboundHttpRequest) -> ProviderCallback:
+        eventgrid.check_secret(request, self._secret)
+        method = request.method.upper()
+        if method == "OPTIONS":
+            return ProviderCallback(events=[], reply=eventgrid.options_handshake(request))
+        if method != "POST":
+            raise CallbackRejected(405, "Event Grid delivers events with POST")
+        grid_events = eventgrid.parse_events(request.body)
+        validation = eventgrid.validation_reply(grid_events)
+        if validation is not None:
+            log_event("callback.eventgrid_validation", provider=NAME)
+            return ProviderCallback(events=[], reply=validation)
+        events: list[ProviderEvent] = []
+        for grid_event in grid_events:
+            event = self._event(grid_event)
+            if event is not None:
+                events.append(event)
+        return ProviderCallback(events=events, reply=HttpReply(200))
+
+    def _event(self, grid_event: eventgrid.GridEvent) -> ProviderEvent | None:
+        data = grid_event.data
+        kind = grid_event.type.lower()
+        message_id = eventgrid.text_field(data, "messageId")
+        if kind == DELIVERY_REPORT:
+            status = (eventgrid.text_field(data, "deliveryStatus") or "").strip()
+            if not message_id or not status:
+                log_event("callback.malformed_event", logging.WARNING, provider=NAME, event_id=grid_event.id)
+                return None
+            details = eventgrid.text_field(data, "deliveryStatusDetails")
+            detail = scrub(details)[:300] if details else None
+            tag = (eventgrid.text_field(data, "tag") or "").strip()
+            if status.lower() == "failed":
+                log_event("acs.delivery_failed", provider_message_id=message_id, detail=detail)
+            return StatusEvent(
+                provider_message_id=message_id,
+                kind=STATUS_MAP.get(status.lower(), StatusKind.IGNORED),
+                raw_status=status.lower(),
+                activity_hint=tag.lower() if _GUID.match(tag) else None,
+                detail=detail,
+                event_id=grid_event.id or f"{message_id}:{status.lower()}",
+            )
+        if kind == SMS_RECEIVED:
+            sender = eventgrid.text_field(data, "from")
+            recipient = eventgrid.text_field(data, "to")
+            text = eventgrid.text_field(data, "message")
+            if not message_id or not sender or not recipient or text is None:
+                log_event("callback.malformed_event", logging.WARNING, provider=NAME, event_id=grid_event.id)
+                return None
+            return InboundEvent(
+                provider_message_id=message_id,
+                sender=e164(sender),
+                recipient=e164(recipient),
+                text=text,
+                event_id=grid_event.id or message_id,
+            )
+        log_event("callback.event_ignored", provider=NAME, event_type=grid_event.type[:80], event_id=grid_event.id)
+        return None
+
+
+def _repeatable_retry_policy() -> Any:
+    """azure-core never retries a POST after a read error; ACS's repeatability makes exactly that retry safe."""
+    from azure.core.pipeline.policies import RetryPolicy
+
+    class RepeatableRetry(RetryPolicy):  # type: ignore[type-arg]
+        def configure_retries(self, options: dict[str, Any]) -> dict[str, Any]:
+            settings: dict[str, Any] = super().configure_retries(options)
+            settings["methods"] = frozenset(settings["methods"]) | {"POST"}
+            return settings
+
+    return RepeatableRetry(
+        retry_total=1, retry_connect=0, retry_status=0, retry_read=1, retry_backoff_factor=0.5, retry_backoff_max=2
+    )
+
+
+def _allow_plain_http_bearer() -> Any:
+    """azure-core refuses bearer tokens over http; the loopback emulator is http. Never used for real endpoints."""
+    from azure.core.pipeline.policies import SansIOHTTPPolicy
+
+    class AllowPlainHttpBearer(SansIOHTTPPolicy):  # type: ignore[type-arg]
+        def on_request(self, request: Any) -> None:
+            request.context["enforce_https"] = False
+
+    return AllowPlainHttpBearer()
+
+
+def _reason(exc: Exception) -> str:
+    message = getattr(exc, "message", None) or str(exc)
+    return scrub(str(message).replace("\n", " "))[:300]
+
+
+def _http_error(exc: Any) -> SendFailedTransient:
+    status = getattr(exc, "status_code", None) or 0
+    if status == 429:
+        retry_after = None
+        response = getattr(exc, "response", None)
+        header = response.headers.get("Retry-After") if response is not None else None
+        try:
+            retry_after = float(header) if header else None
+        except ValueError:
+            retry_after = None
+        return SendFailedTransient("ACS throttled the request (429)", retry_safe=True, retry_after=retry_after)
+    if status == 504:
+        return SendFailedTransient("ACS gateway timeout: the message may have been accepted", retry_safe=False)
+    if status >= 500:
+        return SendFailedTransient(f"ACS HTTP {status}", retry_safe=True)
+    # 401/403 (key, role assignment), 400 for the whole request (sender not on the resource, bad body), 404:
+    # our configuration, not the contact. Retry later; the message reaches the poison queue if it is never fixed.
+    return SendFailedTransient(f"ACS refused the request: HTTP {status} {_reason(exc)}", retry_safe=True)
+
+
+def _recipient_result(result: Any) -> SendResult:
+    status = int(getattr(result, "http_status_code", 0) or 0)
+    message_id = getattr(result, "message_id", None)
+    if getattr(result, "successful", False) and message_id:
+        return SendResult(provider_message_id=str(message_id), status=str(status or "accepted"))
+    error = scrub(str(getattr(result, "error_message", None) or "rejected"))[:300]
+    if status == 429:
+        raise SendFailedTransient(f"ACS throttled this recipient: {error}", retry_safe=True)
+    if status >= 500:
+        raise SendFailedTransient(f"ACS could not take this recipient (HTTP {status}): {error}", retry_safe=True)
+    # 400 (invalid or unreachable number) and the other per-recipient 4xx are about this contact: permanent.
+    raise SendRejected(str(status or 400), error, opted_out=bool(_OPTED_OUT.search(error)))
