@@ -18,6 +18,7 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import SimpleNamespace
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
@@ -81,6 +82,32 @@ def service_bus_message(
     return message
 
 
+def service_bus_batch(
+    bodies: list[bytes],
+    *,
+    message_ids: list[str],
+    content_types: list[str | None],
+    delivery_counts: list[int],
+    application_properties: list[dict[str, Any]],
+) -> list[func.ServiceBusMessage]:
+    """Decode a batch (``cardinality="many"``) exactly like the worker does: collection data + metadata arrays."""
+    converter = func.get_binding_registry().get("serviceBusTrigger")  # type: ignore[no-untyped-call]
+    now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    count = len(bodies)
+    metadata = {
+        "MessageIdArray": Datum(SimpleNamespace(string=message_ids), "collection_string"),
+        "ContentTypeArray": Datum(SimpleNamespace(string=[c or "" for c in content_types]), "collection_string"),
+        "DeliveryCountArray": Datum(SimpleNamespace(sint64=delivery_counts), "collection_sint64"),
+        "EnqueuedTimeUtcArray": Datum(json.dumps([now] * count), "json"),
+        "SequenceNumberArray": Datum(SimpleNamespace(sint64=list(range(1, count + 1))), "collection_sint64"),
+        "UserPropertiesArray": Datum(json.dumps(application_properties), "json"),
+        "ApplicationPropertiesArray": Datum(json.dumps(application_properties), "json"),
+    }
+    data = Datum(SimpleNamespace(bytes=bodies), "collection_bytes")
+    messages: list[func.ServiceBusMessage] = converter.decode(data, trigger_metadata=metadata)
+    return messages
+
+
 @dataclass
 class LocalHost:
     environ: dict[str, str] = field(default_factory=lambda: dict(os.environ))
@@ -113,46 +140,82 @@ class LocalHost:
         message_id: str | None = None,
     ) -> bool:
         """Deliver one message with PeekLock semantics. True when completed, False when dead-lettered."""
-        function = self._queue_function(queue_name).get_user_function()
-        message_id = message_id or uuid.uuid4().hex
+        return self.deliver_batch(
+            queue_name, [(body, content_type, application_properties or {}, message_id or uuid.uuid4().hex)]
+        )
+
+    def deliver_batch(self, queue_name: str, messages: list[tuple[bytes, str | None, dict[str, Any], str]]) -> bool:
+        """Deliver (body, content type, application properties, message id) tuples as one invocation.
+
+        A batch function gets them all at once (a list); a single-message function gets them one by one. An
+        exception abandons the messages of that invocation: they are redelivered with DeliveryCount + 1, and
+        dead-lettered after ``max_delivery_count``.
+        """
+        function_def = self._queue_function(queue_name)
+        function = function_def.get_user_function()
+        many = str(getattr(function_def.get_trigger(), "cardinality", "")).lower().endswith("many")
+        groups = [messages] if many else [[m] for m in messages]
+        completed = True
+        for group in groups:
+            completed = self._invoke(queue_name, function, many, group) and completed
+        return completed
+
+    def _invoke(
+        self, queue_name: str, function: Any, many: bool, group: list[tuple[bytes, str | None, dict[str, Any], str]]
+    ) -> bool:
         last_error = ""
         for count in range(1, self.max_delivery_count + 1):
-            msg = service_bus_message(
-                body,
-                message_id=message_id,
-                content_type=content_type,
-                delivery_count=count,
-                application_properties=application_properties,
-            )
+            if many:
+                argument: Any = service_bus_batch(
+                    [m[0] for m in group],
+                    message_ids=[m[3] for m in group],
+                    content_types=[m[1] for m in group],
+                    delivery_counts=[count] * len(group),
+                    application_properties=[m[2] for m in group],
+                )
+            else:
+                body, content_type, props, message_id = group[0]
+                argument = service_bus_message(
+                    body,
+                    message_id=message_id,
+                    content_type=content_type,
+                    delivery_count=count,
+                    application_properties=props,
+                )
             self.invocations += 1
             try:
-                function(msg)
+                function(argument)
                 return True
             except Exception as exc:  # noqa: BLE001 - the host abandons on any exception
                 last_error = f"{exc.__class__.__name__}: {exc}"
-        self.dead_letters.append(
-            DeadLettered(queue_name, body, "MaxDeliveryCountExceeded", last_error, dict(application_properties or {}))
-        )
+        for body, _, props, _ in group:
+            self.dead_letters.append(
+                DeadLettered(queue_name, body, "MaxDeliveryCountExceeded", last_error, dict(props))
+            )
         return False
 
-    def pump(self, *, honour_schedule: bool = False, limit: int = 100_000) -> int:
-        """Deliver messages the app published to queues a function listens on (retries, queued callbacks)."""
+    def pump(self, *, honour_schedule: bool = False, limit: int = 100_000, batch_size: int = 100) -> int:
+        """Deliver messages the app published to queues a function listens on (retries, queued callbacks),
+        in batches of up to ``batch_size`` per queue, like the Service Bus batch trigger."""
         delivered = 0
         while delivered < limit:
             ready = self._next_ready(honour_schedule)
             if ready is None:
                 return delivered
-            self.deliver(
+            batch = [ready]
+            while len(batch) < batch_size:
+                more = self._next_ready(honour_schedule, queue=ready.queue)
+                if more is None:
+                    break
+                batch.append(more)
+            self.deliver_batch(
                 ready.queue,
-                ready.body,
-                content_type=ready.content_type,
-                application_properties=ready.application_properties,
-                message_id=ready.message_id,
+                [(m.body, m.content_type, m.application_properties, m.message_id or uuid.uuid4().hex) for m in batch],
             )
-            delivered += 1
+            delivered += len(batch)
         return delivered
 
-    def _next_ready(self, honour_schedule: bool) -> PublishedMessage | None:
+    def _next_ready(self, honour_schedule: bool, queue: str | None = None) -> PublishedMessage | None:
         listened = {
             resolve(f.get_trigger().queue_name, self.environ)
             for f in indexed_functions()
@@ -160,7 +223,7 @@ class LocalHost:
         }
         with self.queue._lock:
             for index, message in enumerate(self.queue.messages):
-                if message.queue not in listened:
+                if message.queue not in listened or (queue is not None and message.queue != queue):
                     continue
                 if honour_schedule and message.scheduled_at and message.scheduled_at > datetime.now(UTC):
                     continue

@@ -14,6 +14,7 @@ from typing import Any
 import requests
 
 from shared.adapters.dataverse import DataverseClient
+from shared.adapters.pacing import Pacer, RateLimitedProvider, RateLimiter
 from shared.adapters.tokens import StaticToken, TokenProvider, default_credential
 from shared.ports import KeyValueStore, Provider, QueuePublisher
 from shared.repository import RtjRepository, StateRepository
@@ -55,6 +56,8 @@ def channel_config(settings: Settings) -> ChannelConfig:
         max_attempts=settings.send_retry_max_attempts,
         retry_base_seconds=settings.send_retry_base_seconds,
         send_lease=timedelta(seconds=settings.send_lease_seconds),
+        send_concurrency=settings.send_concurrency,
+        callback_processing=settings.callback_processing,
     )
 
 
@@ -122,6 +125,12 @@ def build_service(
         timeout=settings.dataverse_timeout_seconds,
         max_retries=settings.dataverse_max_retries,
         signature=settings.interaction_action_signature,
+        pacer=Pacer(
+            settings.dataverse_max_concurrency,
+            settings.dataverse_request_budget or None,
+            settings.dataverse_budget_window_seconds,
+        ),
+        batch_size=settings.dataverse_batch_size,
     )
     if store is None:
         from shared.adapters.table_store import TableStore
@@ -150,6 +159,8 @@ def build_service(
         )
     clock = SystemClock()
     provider = build_provider(settings, session, credential)
+    if settings.provider_max_per_second:
+        provider = RateLimitedProvider(provider, RateLimiter(settings.provider_max_per_second))
     rtj = RtjService(
         RtjConfig(
             outbound_secret=settings.rtj_outbound_secret,

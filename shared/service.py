@@ -543,6 +543,15 @@ class ChannelService:
                 reason=rejected.detail,
             )
             return _json_reply(rejected.status, rejected.detail)
+        if self.config.callback_processing == "queued" and callback.events:
+            # Acknowledge at once; the callback queue's batch trigger reports them together ($batch).
+            self.queue.publish(
+                self.config.callback_queue,
+                encode_events(provider_name, callback.events),
+                content_type="application/json",
+                application_properties={ATTEMPT_PROPERTY: 1},
+            )
+            return callback.reply
         for event in callback.events:
             try:
                 self.apply_event(provider_name, event)
@@ -551,16 +560,43 @@ class ChannelService:
         return callback.reply
 
     def handle_queued_callback(self, message: QueueMessage) -> Outcome:
+        return self.handle_queued_callbacks([message])[0]
+
+    def handle_queued_callbacks(self, messages: Sequence[QueueMessage]) -> list[Outcome]:
+        """Apply queued callbacks in a batch; the interactions they make due are reported together."""
+        outcomes: list[Outcome] = [Outcome("applied")] * len(messages)
+        contributors: dict[str, list[int]] = {}
+        latest: dict[str, ActivityState] = {}
+        failed: set[int] = set()
+        collected: list[ActivityState] = []
+        self._deferred.states = collected
         try:
-            provider_name, event = decode_event(message.body)
-        except (ValueError, KeyError, TypeError) as exc:
-            self._poison(message, "invalid_queued_callback", f"cannot decode queued callback: {exc}")
-            return Outcome("poisoned")
-        try:
-            self.apply_event(provider_name, event)
-        except (TransientError, DataverseError) as error:
-            return self._retry_later(message, error)
-        return Outcome("applied")
+            for index, message in enumerate(messages):
+                try:
+                    events = decode_events(message.body)
+                except (ValueError, KeyError, TypeError) as exc:
+                    self._poison(message, "invalid_queued_callback", f"cannot decode queued callback: {exc}")
+                    outcomes[index] = Outcome("poisoned")
+                    failed.add(index)
+                    continue
+                try:
+                    for provider_name, event in events:
+                        before = len(collected)
+                        self.apply_event(provider_name, event)
+                        for state in collected[before:]:
+                            contributors.setdefault(state.row_id, []).append(index)
+                            latest[state.row_id] = state
+                except (TransientError, DataverseError) as error:
+                    outcomes[index] = self._retry_later(message, error)
+                    failed.add(index)
+        finally:
+            self._deferred.states = None
+        for row_id, failure in self.flush_many(list(latest.values())).items():
+            for index in contributors.get(row_id, []):
+                if index not in failed:
+                    outcomes[index] = self._retry_later(messages[index], failure)
+                    failed.add(index)
+        return outcomes
 
     def apply_event(self, provider_name: str, event: ProviderEvent) -> Outcome:
         if isinstance(event, StatusEvent):
@@ -627,6 +663,7 @@ class ChannelService:
             "callback.status",
             status=event.raw_status,
             error_code=event.error_code,
+            detail=event.detail,
             provider_message_id=event.provider_message_id,
             **ids,
         )
@@ -776,10 +813,31 @@ def encode_event(provider_name: str, event: ProviderEvent) -> bytes:
 
 def decode_event(body: bytes) -> tuple[str, ProviderEvent]:
     document = json.loads(body)
+    return str(document["provider"]), _event_from(document)
+
+
+def _event_from(document: Mapping[str, Any]) -> ProviderEvent:
     data = dict(document["event"])
     if document["type"] == "status":
         data["kind"] = StatusKind(data["kind"])
-        return str(document["provider"]), StatusEvent(**data)
+        return StatusEvent(**data)
     if document["type"] == "inbound":
-        return str(document["provider"]), InboundEvent(**data)
+        return InboundEvent(**data)
     raise ValueError(f"unknown queued callback type {document['type']!r}")
+
+
+def encode_events(provider_name: str, events: Sequence[ProviderEvent]) -> bytes:
+    """All events of one callback in one queue message."""
+    items = [json.loads(encode_event(provider_name, e)) for e in events]
+    return json.dumps(
+        {"provider": provider_name, "events": [{"type": i["type"], "event": i["event"]} for i in items]}
+    ).encode()
+
+
+def decode_events(body: bytes) -> list[tuple[str, ProviderEvent]]:
+    """Either format: one event (inline fallback) or all events of a callback (queued mode)."""
+    document = json.loads(body)
+    provider = str(document["provider"])
+    if "events" in document:
+        return [(provider, _event_from(item)) for item in document["events"]]
+    return [(provider, _event_from(document))]

@@ -126,6 +126,17 @@ class Settings(BaseSettings):
 
     provider_timeout_seconds: float = Field(default=10.0, gt=0, le=60, validation_alias="PROVIDER_TIMEOUT_SECONDS")
 
+    # --- Throughput and pacing ----------------------------------------------------------------------
+    send_concurrency: int = Field(default=8, ge=1, le=64, validation_alias="SEND_CONCURRENCY")
+    provider_max_per_second: float = Field(default=0.0, ge=0, le=10_000, validation_alias="PROVIDER_MAX_PER_SECOND")
+    callback_processing: Literal["queued", "inline"] = Field(default="queued", validation_alias="CALLBACK_PROCESSING")
+    dataverse_max_concurrency: int = Field(default=16, ge=1, le=52, validation_alias="DATAVERSE_MAX_CONCURRENCY")
+    dataverse_request_budget: int = Field(default=5400, ge=0, le=6000, validation_alias="DATAVERSE_REQUEST_BUDGET")
+    dataverse_budget_window_seconds: float = Field(
+        default=300.0, gt=0, le=3600, validation_alias="DATAVERSE_BUDGET_WINDOW_SECONDS"
+    )
+    dataverse_batch_size: int = Field(default=50, ge=1, le=1000, validation_alias="DATAVERSE_BATCH_SIZE")
+
     # ---------------------------------------------------------------------------------------------
     @field_validator(
         "dataverse_static_token",

@@ -306,10 +306,12 @@ class DataverseClient:
             BatchOperation("POST", ACTION, interaction_body(activity, interaction, self._signature))
             for activity, interaction in calls
         ]
+        try:
+            batch_results = self.execute_batch(operations, operation=ACTION)
+        except (TransientError, DataverseError) as error:  # the $batch request itself failed: nothing ran
+            return [error] * len(calls)
         outcome: list[Exception | None] = []
-        for (activity, interaction), result in zip(
-            calls, self.execute_batch(operations, operation=ACTION), strict=True
-        ):
+        for (activity, interaction), result in zip(calls, batch_results, strict=True):
             if result.ok:
                 outcome.append(None)
             elif result.retryable:

@@ -14,6 +14,9 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
+from shared.domain.models import InboundHttpRequest, ProviderCallback, SendRequest, SendResult
+from shared.ports import Provider
+
 
 class Pacer:
     def __init__(
@@ -93,3 +96,19 @@ class RateLimiter:
             self._next = start + self._interval
         if start > now:
             self._sleep(start - now)
+
+
+class RateLimitedProvider:
+    """Wraps a provider so sends stay under ``PROVIDER_MAX_PER_SECOND`` (callbacks pass straight through)."""
+
+    def __init__(self, inner: Provider, limiter: RateLimiter) -> None:
+        self._inner = inner
+        self._limiter = limiter
+        self.name = inner.name
+
+    def send(self, request: SendRequest) -> SendResult:
+        self._limiter.acquire()
+        return self._inner.send(request)
+
+    def handle_callback(self, request: InboundHttpRequest) -> ProviderCallback:
+        return self._inner.handle_callback(request)

@@ -91,6 +91,7 @@ def channel(azurite_connection_string: str, monkeypatch: pytest.MonkeyPatch) -> 
         "TWILIO_API_BASE_URL": twilio.url,
         "DATAVERSE_MAX_RETRIES": "2",
         "RTJ_OUTBOUND_SECRET": RTJ_SECRET,
+        "CALLBACK_PROCESSING": "inline",  # assertions right after a callback; queued mode: test_throughput.py
     }
     for key, value in env.items():
         monkeypatch.setenv(key, value)

@@ -74,6 +74,7 @@ def acs_channel(azurite_connection_string: str, monkeypatch: pytest.MonkeyPatch)
         "ACS_ACCESS_KEY": str(acs.access_key),
         "ACS_EVENTGRID_SECRET": SECRET,
         "DATAVERSE_MAX_RETRIES": "2",
+        "CALLBACK_PROCESSING": "inline",
     }
     for key, value in env.items():
         monkeypatch.setenv(key, value)

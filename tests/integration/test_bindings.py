@@ -22,7 +22,8 @@ def test_activity_trigger_binding() -> None:
     assert trigger.get_binding_name() == "serviceBusTrigger"
     assert trigger.queue_name == "%ACTIVITY_QUEUE_NAME%"
     assert trigger.connection == "ServiceBusConnection"
-    assert trigger.name == "msg"
+    assert trigger.name == "msgs"
+    assert trigger.cardinality == func.Cardinality.MANY  # batches: In-queries and $batch
     assert not functions()["activity"].is_http_function()
     assert functions()["activity"].get_setting("retry_policy") is None  # Functions retry policies don't apply to SB
 
@@ -31,6 +32,7 @@ def test_callback_retry_trigger_binding() -> None:
     trigger = functions()["callback_retry"].get_trigger()
     assert trigger.queue_name == "%CALLBACK_QUEUE_NAME%"
     assert trigger.connection == "ServiceBusConnection"
+    assert trigger.cardinality == func.Cardinality.MANY
 
 
 def test_callbacks_route() -> None:

@@ -1,0 +1,74 @@
+from __future__ import annotations
+
+import threading
+
+from shared.adapters.pacing import Pacer, RateLimiter
+
+
+class ManualClock:
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.lock = threading.Lock()
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        with self.lock:
+            self.now += seconds
+
+
+def test_request_budget_is_a_sliding_window() -> None:
+    clock = ManualClock()
+    pacer = Pacer(max_concurrency=4, budget=10, window_seconds=60, clock=clock, sleep=clock.sleep)
+    times = []
+    for _ in range(25):
+        with pacer.slot():
+            times.append(clock.now)
+    # at most 10 requests start in any 60 s window
+    for i in range(len(times)):
+        assert sum(1 for t in times if times[i] <= t < times[i] + 60) <= 10
+    assert times[-1] >= 120  # 25 requests need three windows
+
+
+def test_retry_after_pauses_everyone() -> None:
+    clock = ManualClock()
+    pacer = Pacer(max_concurrency=2, clock=clock, sleep=clock.sleep)
+    pacer.pause(7.5)
+    with pacer.slot():
+        assert clock.now >= 7.5
+
+
+def test_concurrency_cap() -> None:
+    pacer = Pacer(max_concurrency=3)
+    inside = []
+    peak = [0]
+    lock = threading.Lock()
+    release = threading.Event()
+
+    def work() -> None:
+        with pacer.slot():
+            with lock:
+                inside.append(1)
+                peak[0] = max(peak[0], len(inside))
+            release.wait(0.05)
+            with lock:
+                inside.pop()
+
+    threads = [threading.Thread(target=work) for _ in range(12)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert peak[0] == 3
+
+
+def test_rate_limiter_spaces_sends() -> None:
+    clock = ManualClock()
+    limiter = RateLimiter(4, clock=clock, sleep=clock.sleep)
+    for _ in range(9):
+        limiter.acquire()
+    assert abs(clock.now - 2.0) < 1e-9  # 9 sends at 4/s: the 9th starts at 2.0 s
+    unlimited = RateLimiter(0, clock=clock, sleep=clock.sleep)
+    unlimited.acquire()
+    assert abs(clock.now - 2.0) < 1e-9
