@@ -5,6 +5,10 @@ Creates or updates, inside one unmanaged solution: the message table and its tex
 Create of the custom channel activity; optionally the application user of the Function app's managed identity.
 Re-running changes nothing. ``--dry-run`` prints every Web API request (reads are made, writes are not).
 Then prints the app settings that follow from the definition and the remaining manual steps. See docs/deploy.md.
+
+``--rtj`` adds the real-time journeys side (outbound custom API bound to the relay plug-in, its environment
+variables, extended channel-instance tables and relationships, channel definition, ``text`` message part, read
+privileges); ``--rtj-only`` runs only that part and needs no Service Bus values. See docs/real-time-journeys.md.
 """
 
 from __future__ import annotations
@@ -16,9 +20,17 @@ from collections.abc import Callable
 from typing import Any, TextIO
 from urllib.parse import urlsplit
 
-from provisioning.definition import ChannelDefinition, validate_prefix
+from provisioning.definition import (
+    RELAY_PLUGIN_TYPE,
+    RTJ_CHANNEL_TYPES,
+    RTJ_READ_ROLES,
+    ChannelDefinition,
+    RtjChannel,
+    validate_prefix,
+)
 from provisioning.gateway import Gateway
 from provisioning.provisioner import CONTRACTS, Provisioner, ProvisionError, ProvisionOptions, ProvisionResult
+from provisioning.rtj import RtjOptions, key_vault_reference, relay_secret, relay_url
 from provisioning.secrets import SecretError, key_vault_secret
 from shared.domain.errors import DataverseError, TransientError
 from shared.settings import is_loopback_host
@@ -33,6 +45,12 @@ PRIVILEGES = (
 )
 
 
+RTJ_PRIVILEGES = (
+    "for real-time journeys: whatever msdyn_D365ChannelsNotification / msdyn_D365ChannelsInbound require "
+    "(not documented; see docs/real-time-journeys.md, 'Unconfirmed')",
+)
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="channel provision",
@@ -42,9 +60,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--prefix", required=True, help="solution publisher customization prefix, e.g. cr123")
     p.add_argument("--solution", required=True, help="unique name of the unmanaged solution (created if missing)")
     p.add_argument("--publisher", help="unique name of a new publisher (default: <solution>Publisher)")
-    p.add_argument("--namespace", required=True, help="Service Bus namespace name (SERVICE_BUS_NAMESPACE)")
-    p.add_argument("--queue", required=True, help="activity queue (ACTIVITY_QUEUE_NAME)")
-    p.add_argument("--sas-key-name", required=True, help="queue-scoped Send-only SAS rule, e.g. dataverse-send")
+    p.add_argument("--namespace", help="Service Bus namespace name (SERVICE_BUS_NAMESPACE); not with --rtj-only")
+    p.add_argument("--queue", help="activity queue (ACTIVITY_QUEUE_NAME); not with --rtj-only")
+    p.add_argument("--sas-key-name", help="queue-scoped Send-only SAS rule, e.g. dataverse-send; not with --rtj-only")
     key = p.add_mutually_exclusive_group()
     key.add_argument("--sas-key", help="the SAS key or a Service Bus connection string (prefer --key-vault)")
     key.add_argument("--key-vault", help="Key Vault name (KEY_VAULT_NAME) holding the key or connection string")
@@ -67,6 +85,28 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--quick-view-form-id", help="override the table's quick view form id in the tile")
     p.add_argument("--create-app-user", metavar="CLIENT_ID", help="create the application user (AZURE_CLIENT_ID)")
     p.add_argument("--business-unit", help="business unit id or name for --create-app-user (default: root)")
+    rtj = p.add_argument_group("real-time journeys (docs/real-time-journeys.md)")
+    rtj.add_argument("--rtj", action="store_true", help="also create the real-time journeys custom channel")
+    rtj.add_argument(
+        "--rtj-only", action="store_true", help="only the real-time journeys part (no outbound-marketing steps)"
+    )
+    rtj.add_argument("--rtj-channel-type", choices=sorted(RTJ_CHANNEL_TYPES), default="sms", help="default: sms")
+    rtj.add_argument("--rtj-api-name", help="outbound custom API unique name (default: <prefix>_ChannelOutbound)")
+    rtj.add_argument("--rtj-display-name", help="channel display name (default: Custom SMS / Custom messaging)")
+    rtj.add_argument(
+        "--relay-plugin-type", default=RELAY_PLUGIN_TYPE, help=f"plug-in type of the custom API ({RELAY_PLUGIN_TYPE})"
+    )
+    rtj.add_argument("--relay-url", help="value of <prefix>_ChannelRelayUrl: https://<app>/api/rtj/outbound")
+    relay_secret_group = rtj.add_mutually_exclusive_group()
+    relay_secret_group.add_argument(
+        "--relay-secret-from-key-vault",
+        metavar="SECRET_RESOURCE_ID",
+        help="make <prefix>_ChannelRelaySecret a Secret variable backed by this Key Vault secret "
+        "(/subscriptions/…/providers/Microsoft.KeyVault/vaults/<vault>/secrets/rtj-outbound-secret)",
+    )
+    relay_secret_group.add_argument(
+        "--relay-secret", help="make <prefix>_ChannelRelaySecret a Text variable holding RTJ_OUTBOUND_SECRET itself"
+    )
     p.add_argument("--dry-run", action="store_true", help="print every Web API request; make no writes")
     p.add_argument("--print-tile", action="store_true", help="also print the tile XML")
     return p
@@ -118,17 +158,54 @@ def _key_source(args: argparse.Namespace) -> tuple[Callable[[], str] | None, str
     return None, ""
 
 
+def _rtj_options(args: argparse.Namespace) -> RtjOptions | None:
+    if not (args.rtj or args.rtj_only):
+        given = [
+            flag
+            for flag, value in (
+                ("--relay-url", args.relay_url),
+                ("--relay-secret", args.relay_secret),
+                ("--relay-secret-from-key-vault", args.relay_secret_from_key_vault),
+                ("--rtj-api-name", args.rtj_api_name),
+            )
+            if value
+        ]
+        if given:
+            raise ProvisionError(f"{', '.join(given)} need --rtj (or --rtj-only)")
+        return None
+    channel = RtjChannel(
+        prefix=args.prefix,
+        channel_type=args.rtj_channel_type,
+        api_name=args.rtj_api_name,
+        plugin_type=args.relay_plugin_type,
+        display_name=args.rtj_display_name,
+    )
+    return RtjOptions(
+        channel=channel,
+        relay_url=relay_url(args.relay_url) if args.relay_url else None,
+        relay_secret=relay_secret(args.relay_secret) if args.relay_secret else None,
+        relay_secret_reference=(
+            key_vault_reference(args.relay_secret_from_key_vault) if args.relay_secret_from_key_vault else None
+        ),
+    )
+
+
 def options_from_args(args: argparse.Namespace) -> ProvisionOptions:
     definition = ChannelDefinition(
         prefix=validate_prefix(args.prefix), tile_name=args.tile_name, compliance_column=args.compliance_column
     )
+    outbound = not args.rtj_only
+    missing = [flag for flag in ("namespace", "queue", "sas_key_name") if outbound and not getattr(args, flag)]
+    if missing:
+        flags = ", ".join("--" + m.replace("_", "-") for m in missing)
+        raise ProvisionError(f"the outbound-marketing steps need {flags} (or pass --rtj-only)")
     source, description = _key_source(args)
     return ProvisionOptions(
         definition=definition,
         solution=args.solution,
-        namespace=_namespace_name(args.namespace),
-        queue=args.queue,
-        sas_key_name=args.sas_key_name,
+        namespace=_namespace_name(args.namespace or ""),
+        queue=args.queue or "",
+        sas_key_name=args.sas_key_name or "",
         key_source=source,
         key_source_description=description,
         rotate_key=args.rotate_key,
@@ -139,6 +216,8 @@ def options_from_args(args: argparse.Namespace) -> ProvisionOptions:
         quick_view_form_id=args.quick_view_form_id,
         app_user_client_id=args.create_app_user,
         business_unit=args.business_unit,
+        outbound=outbound,
+        rtj=_rtj_options(args),
     )
 
 
@@ -147,10 +226,13 @@ def report(options: ProvisionOptions, result: ProvisionResult, *, dry_run: bool,
     w = out.write
     verb = "would change" if dry_run else "changed"
     w(f"\n{len(result.changes)} {verb}" + (": nothing to do\n" if not result.changes else "\n"))
-    w("\nFunction app settings that follow from this definition:\n")
-    for name, value in definition.app_settings().items():
-        w(f"  {name}={value}\n")
-    w(f"  ACTIVITY_QUEUE_NAME={options.queue}\n")
+    if options.outbound:
+        w("\nFunction app settings that follow from this definition:\n")
+        for name, value in definition.app_settings().items():
+            w(f"  {name}={value}\n")
+        w(f"  ACTIVITY_QUEUE_NAME={options.queue}\n")
+    if options.rtj is not None:
+        _report_rtj(options.rtj, result, out, dry_run=dry_run)
     for note in result.notes:
         w(f"\nNote: {note}\n")
     w("\nRemaining manual step: the Dataverse application user of the Function app's managed identity\n")
@@ -164,8 +246,36 @@ def report(options: ProvisionOptions, result: ProvisionResult, *, dry_run: bool,
             "  business unit = the root one (or re-run with --create-app-user <AZURE_CLIENT_ID>).\n"
         )
     w("  Security role (a copy of 'Basic User' or a new role) with:\n")
-    for item in PRIVILEGES:
-        w(f"    - {item.format(table=definition.table_logical_name)}\n")
+    if options.outbound:
+        for item in PRIVILEGES:
+            w(f"    - {item.format(table=definition.table_logical_name)}\n")
+    if options.rtj is not None:
+        for item in RTJ_PRIVILEGES:
+            w(f"    - {item}\n")
+
+
+def _report_rtj(rtj: RtjOptions, result: ProvisionResult, out: TextIO, *, dry_run: bool) -> None:
+    channel = rtj.channel
+    w = out.write
+    w("\nReal-time journeys channel:\n")
+    w(f"  channel definition {channel.channel_definition_id} ({channel.msdyn_channeltype})\n")
+    bound = result.rtj is not None and result.rtj.plugin_bound
+    w(
+        f"  outbound custom API {channel.outbound_endpoint_template} → plug-in {channel.plugin_type}: "
+        + (
+            ("would be bound\n" if dry_run else "bound\n")
+            if bound
+            else "NOT bound yet (register the assembly, then run again)\n"
+        )
+    )
+    w(f"  extended tables: {', '.join(t.logical_name for t in channel.extended_tables)}\n")
+    w(f"  Read on them for: {', '.join(RTJ_READ_ROLES)}\n")
+    w("  Function app setting RTJ_OUTBOUND_SECRET must equal the value of " + channel.relay_secret_variable + "\n")
+    if rtj.relay_secret:
+        w(
+            f"  Note: {channel.relay_secret_variable} is a Text variable, readable by anyone who can read environment "
+            "variables; --relay-secret-from-key-vault keeps it in Key Vault.\n"
+        )
 
 
 def main(argv: list[str] | None = None, *, out: TextIO | None = None, client: Any = None) -> int:
@@ -191,7 +301,7 @@ def main(argv: list[str] | None = None, *, out: TextIO | None = None, client: An
     except (DataverseError, TransientError) as exc:
         print(f"channel provision: Dataverse refused a request: {exc}", file=sys.stderr)
         return 1
-    if args.print_tile or args.dry_run:
+    if options.outbound and (args.print_tile or args.dry_run):
         say(f"\nTile XML ({options.definition.web_resource_name}):\n{result.tile}")
     report(options, result, dry_run=args.dry_run, out=out)
     return 0

@@ -18,11 +18,11 @@ MASK = "***"
 _ENTITY_ID = re.compile(r"\(([0-9a-fA-F-]{36})\)\s*$")
 
 
-def masked(body: Any) -> Any:
+def masked(body: Any, fields: frozenset[str] = SECRET_FIELDS) -> Any:
     if isinstance(body, dict):
-        return {k: (MASK if k in SECRET_FIELDS and v else masked(v)) for k, v in body.items()}
+        return {k: (MASK if k in fields and v else masked(v, fields)) for k, v in body.items()}
     if isinstance(body, list):
-        return [masked(v) for v in body]
+        return [masked(v, fields) for v in body]
     return body
 
 
@@ -33,6 +33,7 @@ class WebRequest:
     params: Mapping[str, str] | None = None
     body: Any = None
     headers: Mapping[str, str] = field(default_factory=dict)
+    secret_fields: frozenset[str] = frozenset()  # more fields to mask in this request's body
 
     @property
     def is_write(self) -> bool:
@@ -45,7 +46,7 @@ class WebRequest:
         lines = [f"{self.method} {url}"]
         lines += [f"  {name}: {self.headers[name]}" for name in SHOWN_HEADERS if name in self.headers]
         if self.body is not None:
-            text = json.dumps(masked(self.body), indent=2, ensure_ascii=False)
+            text = json.dumps(masked(self.body, SECRET_FIELDS | self.secret_fields), indent=2, ensure_ascii=False)
             lines += ["  " + line for line in text.splitlines()]
         return "\n".join(lines)
 
@@ -95,9 +96,10 @@ class Gateway:
         operation: str,
         headers: Mapping[str, str] | None = None,
         placeholder: str = "",
+        secret_fields: frozenset[str] = frozenset(),
     ) -> str:
         """POST/PATCH; returns the id from ``OData-EntityId`` (``placeholder`` in a dry run, "" if none)."""
-        request = WebRequest(method, path, None, body, dict(headers or {}))
+        request = WebRequest(method, path, None, body, dict(headers or {}), secret_fields)
         self._record(request)
         if self.dry_run:
             return placeholder

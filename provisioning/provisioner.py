@@ -5,6 +5,8 @@ zero writes. Every create carries ``MSCRM.SolutionUniqueName`` so the components
 solution. Order: publisher + solution → message table + body column (metadata API) → compliance column check →
 lookup view / quick view form → tile web resource → PublishXml (only if something changed) → Service Bus service
 endpoint → asynchronous post-operation step on Create of the custom channel activity → (optional) application user.
+With ``rtj`` options the real-time journeys steps follow (provisioning/rtj.py); ``outbound=False`` runs only those
+(outbound marketing has been removed from every org, and the RTJ part needs no Service Bus values).
 """
 
 from __future__ import annotations
@@ -14,12 +16,15 @@ import binascii
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from provisioning.definition import ChannelDefinition
 from provisioning.gateway import Gateway
 from provisioning.secrets import EndpointTarget, key_from_value
 from provisioning.tile import TileIds, tile_xml
+
+if TYPE_CHECKING:
+    from provisioning.rtj import RtjOptions, RtjResult
 
 # serviceendpoint.contract: 2 Queue, 6 Queue (Persistent). Which one the Plug-in Registration Tool writes for a
 # queue today is not documented (reference: UNCONFIRMED), so it is an option; 2 is the default.
@@ -56,9 +61,9 @@ def option_value_prefix(prefix: str) -> int:
 class ProvisionOptions:
     definition: ChannelDefinition
     solution: str
-    namespace: str
-    queue: str
-    sas_key_name: str
+    namespace: str = ""  # the Service Bus values are needed by the outbound-marketing steps only
+    queue: str = ""
+    sas_key_name: str = ""
     key_source: Callable[[], str] | None = None  # returns a bare key or a connection string; called only if needed
     key_source_description: str = ""
     rotate_key: bool = False
@@ -69,6 +74,8 @@ class ProvisionOptions:
     quick_view_form_id: str | None = None
     app_user_client_id: str | None = None
     business_unit: str | None = None
+    outbound: bool = True  # the outbound-marketing steps (table, tile, service endpoint, step)
+    rtj: RtjOptions | None = None  # the real-time journeys steps
 
     @property
     def service_endpoint_name(self) -> str:
@@ -92,6 +99,7 @@ class ProvisionResult:
     service_endpoint_id: str = ""
     step_id: str = ""
     app_user_id: str = ""
+    rtj: RtjResult | None = None
 
 
 class Provisioner:
@@ -117,7 +125,21 @@ class Provisioner:
     def run(self) -> ProvisionResult:
         if self.opt.contract not in CONTRACTS:
             raise ProvisionError(f"contract must be one of {sorted(CONTRACTS)}")
+        if not self.opt.outbound and self.opt.rtj is None:
+            raise ProvisionError("nothing to do: the outbound-marketing steps are off and --rtj is not given")
         self.ensure_solution()
+        if self.opt.outbound:
+            self.run_outbound()
+        if self.opt.rtj is not None:
+            from provisioning.rtj import RtjSteps  # imports this module
+
+            self.result.rtj = RtjSteps(self, self.opt.rtj).run()
+        if self.opt.app_user_client_id:
+            self.ensure_app_user(self.opt.app_user_client_id)
+        return self.result
+
+    def run_outbound(self) -> None:
+        """The outbound-marketing contract: message table, tile, service endpoint, step."""
         table_changed, entity_set = self.ensure_table()
         self.check_compliance_column()
         tile_ids = self.tile_ids(entity_set, table_new=table_changed == "table")
@@ -125,9 +147,6 @@ class Provisioner:
         self.publish(table_changed is not None, resource_id if resource_changed else None)
         endpoint_id, endpoint_new = self.ensure_service_endpoint()
         self.ensure_step(endpoint_id, endpoint_new)
-        if self.opt.app_user_client_id:
-            self.ensure_app_user(self.opt.app_user_client_id)
-        return self.result
 
     # --- publisher + solution -----------------------------------------------------------------------
     def ensure_solution(self) -> None:

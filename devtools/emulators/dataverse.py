@@ -52,6 +52,9 @@ _ATTRIBUTES_RE = re.compile(
     r"(?:\(LogicalName='(?P<attr>[^']*)'\))?$"
 )
 _ENTITY_PATH_RE = re.compile(r"^(?P<set>[A-Za-z_][A-Za-z0-9_]*)(?:\((?P<key>[^)]*)\))?$")
+_MANY_TO_ONE_RE = re.compile(r"^EntityDefinitions\(LogicalName='(?P<entity>[^']*)'\)/ManyToOneRelationships$")
+_ROLE_PRIVILEGES_RE = re.compile(r"^RetrieveRolePrivilegesRole\(RoleId=(?P<id>[^)]*)\)$")
+_ADD_PRIVILEGES_RE = re.compile(r"^roles\((?P<id>[0-9a-fA-F-]{36})\)/(?:Microsoft\.Dynamics\.CRM\.)?AddPrivilegesRole$")
 _IN_RE = re.compile(
     r"^Microsoft\.Dynamics\.CRM\.In\(\s*PropertyName\s*=\s*(?P<pn>'(?:[^']|'')*'|\"[^\"]*\"|@\w+)\s*,"
     r"\s*PropertyValues\s*=\s*(?P<pv>\[.*\]|@\w+)\s*\)$",
@@ -151,13 +154,21 @@ class _Entity:
     attribute_types: dict[str, str] = field(default_factory=dict)  # column -> AttributeType
     attribute_ids: dict[str, str] = field(default_factory=dict)  # column -> attribute MetadataId
     schema_name: str | None = None
+    strict_navigations: bool = False  # only the declared navigation property names (exact case) bind
     primary_name: str | None = None
     definition: dict[str, Any] | None = None  # the EntityMetadata body it was created with (POST EntityDefinitions)
     attribute_definitions: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 # Solution component types (solutioncomponent.componenttype) of the tables the customization API creates.
-COMPONENT_TYPES = {"webresource": 61, "sdkmessageprocessingstep": 92, "serviceendpoint": 95}
+COMPONENT_TYPES = {
+    "webresource": 61,
+    "sdkmessageprocessingstep": 92,
+    "serviceendpoint": 95,
+    "environmentvariabledefinition": 380,
+    "environmentvariablevalue": 381,
+}
+COMPONENT_RELATIONSHIP = 10
 COMPONENT_ENTITY = 1
 COMPONENT_ATTRIBUTE = 2
 _SYSTEM_TABLES: dict[str, tuple[str, str, tuple[str, ...]]] = {
@@ -267,6 +278,158 @@ _ATTRIBUTE_KINDS = {
     "DecimalAttributeMetadata": ("Decimal", 0),
 }
 SDK_MESSAGE_CREATE_ID = "9ebdbb1b-ea3e-db11-86a7-000a3a5473e8"
+
+# Real-time journeys (``enable_rtj``): custom API metadata, plug-in types, environment variables, the channel tables
+# of the base solution, security roles and privileges.
+_RTJ_TABLES: dict[str, tuple[str, str, tuple[str, ...]]] = {
+    "plugintype": ("plugintypes", "plugintypeid", ("typename", "name", "friendlyname", "_pluginassemblyid_value")),
+    "customapi": (
+        "customapis",
+        "customapiid",
+        (
+            "uniquename",
+            "name",
+            "displayname",
+            "description",
+            "bindingtype",
+            "boundentitylogicalname",
+            "isfunction",
+            "isprivate",
+            "allowedcustomprocessingsteptype",
+            "executeprivilegename",
+            "_plugintypeid_value",
+        ),
+    ),
+    "customapirequestparameter": (
+        "customapirequestparameters",
+        "customapirequestparameterid",
+        (
+            "uniquename",
+            "name",
+            "displayname",
+            "description",
+            "type",
+            "isoptional",
+            "logicalentityname",
+            "_customapiid_value",
+        ),
+    ),
+    "customapiresponseproperty": (
+        "customapiresponseproperties",
+        "customapiresponsepropertyid",
+        ("uniquename", "name", "displayname", "description", "type", "logicalentityname", "_customapiid_value"),
+    ),
+    "environmentvariabledefinition": (
+        "environmentvariabledefinitions",
+        "environmentvariabledefinitionid",
+        ("schemaname", "displayname", "description", "type", "defaultvalue", "secretstore"),
+    ),
+    "environmentvariablevalue": (
+        "environmentvariablevalues",
+        "environmentvariablevalueid",
+        ("schemaname", "value", "_environmentvariabledefinitionid_value"),
+    ),
+    "msdyn_channeldefinition": (
+        "msdyn_channeldefinitions",
+        "msdyn_channeldefinitionid",
+        (
+            "msdyn_displayname",
+            "msdyn_description",
+            "msdyn_channeltype",
+            "msdyn_outboundendpointurltemplate",
+            "msdyn_hasinbound",
+            "msdyn_hasdeliveryreceipt",
+            "msdyn_supportsaccount",
+            "msdyn_channeldefinitionexternalentity",
+            "msdyn_channeldefinitionexternalformid",
+            "msdyn_channeldefinitionaccountexternalentity",
+            "msdyn_channeldefinitionaccountexternalformid",
+            "msdyn_messageformid",
+            "msdyn_specialconsentrequired",
+            "msdyn_supportsattachment",
+            "msdyn_supportsbinary",
+            "statecode",
+            "statuscode",
+        ),
+    ),
+    "msdyn_channelmessagepart": (
+        "msdyn_channelmessageparts",
+        "msdyn_channelmessagepartid",
+        (
+            "msdyn_name",
+            "msdyn_displayname",
+            "msdyn_description",
+            "msdyn_type",
+            "msdyn_isrequired",
+            "msdyn_maxlength",
+            "msdyn_order",
+            "msdyn_entityname",
+            "msdyn_entityviewid",
+            "_msdyn_channeldefinitionid_value",
+        ),
+    ),
+    "msdyn_channelinstance": (
+        "msdyn_channelinstances",
+        "msdyn_channelinstanceid",
+        (
+            "msdyn_name",
+            "msdyn_description",
+            "msdyn_contactpoint",
+            "_msdyn_channeldefinitionid_value",
+            "_msdyn_channelinstanceaccountid_value",
+            "_msdyn_extendedentityid_value",
+        ),
+    ),
+    "msdyn_channelinstanceaccount": (
+        "msdyn_channelinstanceaccounts",
+        "msdyn_channelinstanceaccountid",
+        ("msdyn_name", "msdyn_description", "_msdyn_channeldefinitionid_value", "_msdyn_extendedentityid_value"),
+    ),
+    "role": ("roles", "roleid", ("name", "_businessunitid_value", "_parentroleid_value")),
+    "privilege": ("privileges", "privilegeid", ("name", "accessright")),
+}
+_RTJ_NAVIGATIONS: dict[str, dict[str, str]] = {
+    "customapi": {"PluginTypeId": "_plugintypeid_value"},
+    "customapirequestparameter": {"CustomAPIId": "_customapiid_value"},
+    "customapiresponseproperty": {"CustomAPIId": "_customapiid_value"},
+    "environmentvariablevalue": {"EnvironmentVariableDefinitionId": "_environmentvariabledefinitionid_value"},
+    "msdyn_channelmessagepart": {"msdyn_ChannelDefinitionId": "_msdyn_channeldefinitionid_value"},
+    "msdyn_channelinstance": {
+        "msdyn_ChannelDefinitionId": "_msdyn_channeldefinitionid_value",
+        "msdyn_ChannelInstanceAccountId": "_msdyn_channelinstanceaccountid_value",
+    },
+    "msdyn_channelinstanceaccount": {"msdyn_ChannelDefinitionId": "_msdyn_channeldefinitionid_value"},
+}
+# deep insert: collection-valued navigation property -> (child table, the child's lookup column)
+_DEEP_INSERT: dict[str, dict[str, tuple[str, str]]] = {
+    "customapi": {
+        "CustomAPIRequestParameters": ("customapirequestparameter", "_customapiid_value"),
+        "CustomAPIResponseProperties": ("customapiresponseproperty", "_customapiid_value"),
+    },
+}
+# columns that cannot change after creation (Dataverse refuses the update)
+_IMMUTABLE: dict[str, tuple[str, ...]] = {
+    "customapi": (
+        "uniquename",
+        "bindingtype",
+        "boundentitylogicalname",
+        "isfunction",
+        "allowedcustomprocessingsteptype",
+    ),
+    "customapirequestparameter": ("uniquename", "type", "isoptional"),
+    "customapiresponseproperty": ("uniquename", "type"),
+    "environmentvariabledefinition": ("schemaname", "type"),
+}
+RTJ_ROLES = ("Cxp Channel Definitions Services User", "Marketing Services User Extensible", "System Administrator")
+ENV_VAR_TYPES = {100000000, 100000001, 100000002, 100000003, 100000004, 100000005}  # Text … Secret
+ENV_VAR_SECRET = 100000005
+MESSAGE_PART_TYPES = {192350000, *range(192350003, 192350011)}
+PRIVILEGE_DEPTHS = {"Basic": 0, "Local": 1, "Deep": 2, "Global": 3}
+_DEPTH_NAMES = {v: k for k, v in PRIVILEGE_DEPTHS.items()}
+_KEY_VAULT_SECRET_ID = re.compile(
+    r"^/subscriptions/[^/]+/resourceGroups/[^/]+/providers/Microsoft\.KeyVault/vaults/[^/]+/secrets/[^/]+$", re.I
+)
+_TABLE_PRIVILEGES = ("Create", "Read", "Write", "Delete", "Append", "AppendTo", "Assign", "Share")
 
 
 class _HttpError(Exception):
@@ -450,6 +613,9 @@ class DataverseEmulator(EmulatorBase):
         self.entity_definition_requests = 0
         self.entity_definition_lookups: list[str] = []
         self.published: list[dict[str, list[str]]] = []  # PublishXml calls: {"entities": [...], "webresources": [...]}
+        self.relationships: list[dict[str, Any]] = []  # 1:N relationship metadata (RelationshipDefinitions)
+        self.role_privileges: dict[str, dict[str, int]] = {}  # role id -> privilege id -> depth (0-3)
+        self.polymorphic_lookups: set[tuple[str, str]] = set()  # (table, lookup column) accepting new targets
         self._limit_requests: int | None = None
         self._limit_window = 300.0
         self._limit_concurrent: int | None = None
@@ -530,6 +696,61 @@ class DataverseEmulator(EmulatorBase):
                 for column in ("donotphone", "donotsms", "donotemail"):
                     contact.attribute_types.setdefault(column, "Boolean")
                     contact.columns.add(column)
+
+    def enable_rtj(self, *, roles: Iterable[str] = RTJ_ROLES) -> None:
+        """Serve the real-time journeys subset used by ``channel provision --rtj`` (implies customization).
+
+        Registers customapis (with deep insert of ``CustomAPIRequestParameters`` / ``CustomAPIResponseProperties``),
+        plugintypes, environmentvariabledefinitions/values, the base solution's msdyn_channeldefinitions,
+        msdyn_channelmessageparts, msdyn_channelinstances and msdyn_channelinstanceaccounts (whose polymorphic
+        ``msdyn_extendedentityid`` accepts new targets through ``POST RelationshipDefinitions``), roles in the root
+        business unit and privileges; ``RetrieveRolePrivilegesRole`` and ``roles(<id>)/AddPrivilegesRole``.
+        """
+        with self._data_lock:
+            if "solution" not in self._entities:
+                self.enable_customization()
+            for logical, (set_name, pk, columns) in _RTJ_TABLES.items():
+                self.add_entity(logical, set_name, pk)
+                ent = self._entities[logical]
+                ent.columns.update(columns)
+                ent.navigations.update(_RTJ_NAVIGATIONS.get(logical, {}))
+                ent.strict_navigations = True
+            for base in ("msdyn_channelinstance", "msdyn_channelinstanceaccount"):
+                ent = self._entities[base]
+                ent.schema_name = (
+                    "msdyn_ChannelInstanceAccount" if base.endswith("account") else "msdyn_ChannelInstance"
+                )
+                ent.attribute_types["msdyn_extendedentityid"] = "Lookup"
+                ent.columns.add("msdyn_extendedentityid")
+                self.polymorphic_lookups.add((base, "msdyn_extendedentityid"))
+                native = "msdyn_defextendedchannelinstance" + ("account" if base.endswith("account") else "")
+                self.relationships.append(
+                    {
+                        "MetadataId": str(uuid.uuid5(uuid.NAMESPACE_URL, f"dataverse-emulator/rel/{base}/{native}")),
+                        "SchemaName": f"{ent.schema_name}_extendedentityid_{native}",
+                        "ReferencedEntity": native,
+                        "ReferencedAttribute": f"{native}id",
+                        "ReferencingEntity": base,
+                        "ReferencingAttribute": "msdyn_extendedentityid",
+                        "RelationshipType": "OneToManyRelationship",
+                    }
+                )
+            for name in roles:
+                self.add_row(
+                    "role",
+                    str(uuid.uuid5(uuid.NAMESPACE_URL, f"dataverse-emulator/role/{name}")),
+                    {"name": name, "_businessunitid_value": self.business_unit_id, "_parentroleid_value": None},
+                )
+
+    def add_plugin_type(self, typename: str, id: str | None = None) -> str:
+        """Register a plug-in type (as registering its assembly would). Returns its id."""
+        key = id or str(uuid.uuid5(uuid.NAMESPACE_URL, f"dataverse-emulator/plugintype/{typename}"))
+        return self.add_row("plugintype", key, {"typename": typename, "name": typename, "friendlyname": typename})
+
+    def role_id(self, name: str) -> str:
+        """The id of the root business unit's role with this name."""
+        with self._data_lock:
+            return next(k for k, r in self._entity("role").rows.items() if r.get("name") == name)
 
     def set_attribute_type(self, logical_name: str, column: str, attribute_type: str) -> None:
         """Declare a column's ``AttributeType`` (as ``EntityDefinitions(...)/Attributes(...)`` reports it)."""
@@ -865,6 +1086,25 @@ class DataverseEmulator(EmulatorBase):
             if method != "POST":
                 return self._method_not_allowed(method)
             return self._create_attribute(m.group("entity"), self._json_body(body), headers)
+        if resource == "RelationshipDefinitions":
+            if method != "POST":
+                return self._method_not_allowed(method)
+            return self._create_relationship(self._json_body(body), headers)
+        m = _MANY_TO_ONE_RE.match(resource)
+        if m:
+            if method != "GET":
+                return self._method_not_allowed(method)
+            return self._many_to_one(m.group("entity"), query)
+        m = _ROLE_PRIVILEGES_RE.match(resource)
+        if m:
+            if method != "GET":
+                return self._method_not_allowed(method)
+            return self._retrieve_role_privileges(self._resolve_alias(m.group("id").strip(), query))
+        m = _ADD_PRIVILEGES_RE.match(resource)
+        if m:
+            if method != "POST":
+                return self._method_not_allowed(method)
+            return self._add_privileges_role(m.group("id").lower(), self._json_body(body))
         if resource.removeprefix("Microsoft.Dynamics.CRM.") == "PublishXml":
             if method != "POST":
                 return self._method_not_allowed(method)
@@ -897,7 +1137,7 @@ class DataverseEmulator(EmulatorBase):
                 return self._query(ent, query, prefer)
             if method == "POST":
                 solution_id = self._solution_of(headers)
-                response = self._create(ent, self._json_body(body), prefer)
+                response = self._create_deep(ent, self._json_body(body), prefer)
                 if solution_id is not None and ent.logical_name in COMPONENT_TYPES:
                     created = re.search(r"\(([0-9a-f-]{36})\)$", response.header("OData-EntityId") or "")
                     if created:
@@ -1118,6 +1358,19 @@ class DataverseEmulator(EmulatorBase):
                 }
                 views.formatted[key] = {}
                 views.versions[key] = self._next_version()
+        forms = self._entities.get("systemform")
+        if forms is not None:  # Dataverse creates a main form ("Information") with each table
+            key = str(uuid.uuid4())
+            forms.rows[key] = {"name": "Information", "objecttypecode": logical, "type": 2}
+            forms.formatted[key] = {}
+            forms.versions[key] = self._next_version()
+        privileges = self._entities.get("privilege")
+        if privileges is not None:  # and its privileges, prv<Access><SchemaName>
+            for access in _TABLE_PRIVILEGES:
+                key = str(uuid.uuid4())
+                privileges.rows[key] = {"name": f"prv{access}{ent.schema_name}", "accessright": access}
+                privileges.formatted[key] = {}
+                privileges.versions[key] = self._next_version()
         return self._no_content([("OData-EntityId", f"{self.api_url}/EntityDefinitions({ent.metadata_id})")])
 
     def _create_attribute(self, entity: str, body: dict[str, Any], headers: dict[str, str]) -> Response:
@@ -1223,7 +1476,276 @@ class DataverseEmulator(EmulatorBase):
         self.published.append({"entities": entities, "webresources": resources})
         return self._no_content()
 
-    def _validate_row(self, ent: _Entity, row: dict[str, Any]) -> None:
+    # -- real-time journeys customization ---------------------------------------------------------
+    def _create_deep(self, ent: _Entity, body: dict[str, Any], prefer: str) -> Response:
+        """Create a row; for tables in ``_DEEP_INSERT`` also its related rows from the same body (atomically)."""
+        children = {nav: body.pop(nav) for nav in list(body) if nav in _DEEP_INSERT.get(ent.logical_name, {})}
+        if not children:
+            return self._create(ent, body, prefer)
+        snapshot = self._snapshot()
+        try:
+            response = self._create(ent, body, "")
+            parent = re.search(r"\(([0-9a-f-]{36})\)$", response.header("OData-EntityId") or "")
+            assert parent is not None
+            for nav, items in children.items():
+                table, lookup = _DEEP_INSERT[ent.logical_name][nav]
+                if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
+                    raise self._throw(400, CODE_ODATA, f"'{nav}' must be an array of objects (deep insert).")
+                child = self._entities[table]
+                for item in items:
+                    values = self._apply_body(child, item)
+                    values[lookup] = parent.group(1)
+                    key = str(values.pop(child.primary_key, None) or uuid.uuid4()).lower()
+                    self._validate_row(child, values, key)
+                    child.rows[key] = values
+                    child.formatted[key] = {}
+                    child.versions[key] = self._next_version()
+        except _HttpError:
+            self._restore(snapshot)
+            raise
+        if "return=representation" in prefer:
+            return self._retrieve(ent, parent.group(1), {}, prefer)
+        return response
+
+    def _check_immutable(self, ent: _Entity, key: str, values: dict[str, Any]) -> None:
+        current = ent.rows[key]
+        changed = [c for c in _IMMUTABLE.get(ent.logical_name, ()) if c in values and values[c] != current.get(c)]
+        if changed:
+            raise self._throw(
+                400,
+                CODE_INVALID_ARGUMENT,
+                f"{', '.join(changed)} of {ent.logical_name} cannot be changed after it is created.",
+            )
+
+    def _create_relationship(self, body: dict[str, Any], headers: dict[str, str]) -> Response:
+        solution_id = self._solution_of(headers)
+        self._check_odata_type(body, ("OneToManyRelationshipMetadata",))
+        schema = body.get("SchemaName")
+        if not isinstance(schema, str) or not re.match(r"^[A-Za-z][A-Za-z0-9]{1,7}_[A-Za-z0-9_]+$", schema):
+            raise self._throw(400, CODE_INVALID_ARGUMENT, f"The relationship SchemaName '{schema}' is invalid.")
+        if any(r["SchemaName"].lower() == schema.lower() for r in self.relationships):
+            raise self._throw(400, CODE_DUPLICATE, f"A relationship named {schema} already exists.")
+        referenced, referencing = body.get("ReferencedEntity"), body.get("ReferencingEntity")
+        for role, name in (("ReferencedEntity", referenced), ("ReferencingEntity", referencing)):
+            if not isinstance(name, str) or name not in self._entities:
+                raise self._throw(404, CODE_BAD_URI, f"{role}: could not find entity with logical name '{name}'.")
+        assert isinstance(referenced, str) and isinstance(referencing, str)
+        lookup = body.get("Lookup")
+        if not isinstance(lookup, dict):
+            raise self._throw(400, CODE_INVALID_ARGUMENT, "A one-to-many relationship needs its Lookup (deep insert).")
+        self._check_odata_type(lookup, ("LookupAttributeMetadata",))
+        self._check_label(lookup, "DisplayName", "lookup")
+        lookup_schema = lookup.get("SchemaName")
+        if not isinstance(lookup_schema, str) or not lookup_schema:
+            raise self._throw(400, CODE_INVALID_ARGUMENT, "The Lookup needs a SchemaName.")
+        column = lookup_schema.lower()
+        target = self._entities[referencing]
+        if column in target.columns:
+            if (referencing, column) not in self.polymorphic_lookups:
+                raise self._throw(
+                    400,
+                    CODE_DUPLICATE,
+                    f"An attribute with the specified name {column} already exists on {referencing}.",
+                )
+            if any(
+                r["ReferencingEntity"] == referencing
+                and r["ReferencingAttribute"] == column
+                and r["ReferencedEntity"] == referenced
+                for r in self.relationships
+            ):
+                raise self._throw(
+                    400, CODE_DUPLICATE, f"{referencing}.{column} already has a relationship to {referenced}."
+                )
+        else:
+            target.columns.add(column)
+            target.attribute_types[column] = "Lookup"
+        metadata_id = str(uuid.uuid4())
+        self.relationships.append(
+            {
+                "MetadataId": metadata_id,
+                "SchemaName": schema,
+                "ReferencedEntity": referenced,
+                "ReferencedAttribute": self._entities[referenced].primary_key,
+                "ReferencingEntity": referencing,
+                "ReferencingAttribute": column,
+                "RelationshipType": "OneToManyRelationship",
+                "CascadeConfiguration": copy.deepcopy(body.get("CascadeConfiguration")),
+                "definition": copy.deepcopy(body),
+            }
+        )
+        if solution_id is not None:
+            self._add_component(solution_id, COMPONENT_RELATIONSHIP, metadata_id)
+        return self._no_content([("OData-EntityId", f"{self.api_url}/RelationshipDefinitions({metadata_id})")])
+
+    def _many_to_one(self, entity: str, query: dict[str, str]) -> Response:
+        if entity not in self._entities:
+            raise self._throw(404, CODE_BAD_URI, f"Could not find entity with logical name '{entity}'.")
+        props = (
+            "MetadataId",
+            "SchemaName",
+            "ReferencedEntity",
+            "ReferencedAttribute",
+            "ReferencingEntity",
+            "ReferencingAttribute",
+            "RelationshipType",
+        )
+        select = [x.strip() for x in query.get("$select", "").split(",") if x.strip()] or list(props)
+        tests: list[tuple[str, Any]] = []
+        text = query.get("$filter", "").strip()
+        for clause in _split_top_level(text, "and") if text else []:
+            m = _CMP_RE.match(clause)
+            if not m or m.group("op") != "eq" or m.group("col") not in props:
+                raise self._throw(400, CODE_ODATA, f"Unsupported $filter on relationship metadata: '{clause}'.")
+            tests.append((m.group("col"), _parse_literal(m.group("val"))))
+        for name in select:
+            if name not in props:
+                raise self._throw(
+                    400,
+                    CODE_ODATA,
+                    f"Could not find a property named '{name}' on type 'OneToManyRelationshipMetadata'.",
+                )
+        value = [
+            {name: r.get(name) for name in select}
+            for r in self.relationships
+            if r["ReferencingEntity"] == entity and all(r.get(c) == v for c, v in tests)
+        ]
+        ctx = f"{self.api_url}/$metadata#EntityDefinitions('{entity}')/ManyToOneRelationships"
+        return self._json(200, {"@odata.context": ctx, "value": value})
+
+    def _role(self, role_id: str) -> dict[str, Any]:
+        roles = self._entities.get("role")
+        if roles is None or not _is_guid(role_id) or role_id.lower() not in roles.rows:
+            raise self._throw(404, CODE_OBJECT_DOES_NOT_EXIST, f"role With Id = {role_id} Does Not Exist")
+        return roles.rows[role_id.lower()]
+
+    def _retrieve_role_privileges(self, role_id: str) -> Response:
+        role = self._role(role_id.strip("'"))
+        names = self._entities["privilege"].rows
+        items = [
+            {
+                "Depth": _DEPTH_NAMES[depth],
+                "PrivilegeId": privilege,
+                "BusinessUnitId": role.get("_businessunitid_value"),
+                "PrivilegeName": names.get(privilege, {}).get("name"),
+            }
+            for privilege, depth in sorted(self.role_privileges.get(role_id.strip("'").lower(), {}).items())
+        ]
+        ctx = f"{self.api_url}/$metadata#Microsoft.Dynamics.CRM.RetrieveRolePrivilegesRoleResponse"
+        return self._json(200, {"@odata.context": ctx, "RolePrivileges": items})
+
+    def _add_privileges_role(self, role_id: str, body: dict[str, Any]) -> Response:
+        self._role(role_id)
+        for name in body:
+            if not name.startswith("@") and name not in ("Privileges", "SolutionUniqueName"):
+                raise self._unknown_parameter(name, "AddPrivilegesRole")
+        items = body.get("Privileges")
+        if not isinstance(items, list) or not items:
+            raise self._throw(400, CODE_INVALID_ARGUMENT, "Required parameter 'Privileges' is missing or empty.")
+        known = self._entities["privilege"].rows
+        granted: dict[str, int] = {}
+        for item in items:
+            if not isinstance(item, dict):
+                raise self._throw(400, CODE_ODATA, "Each RolePrivilege must be an object.")
+            depth = item.get("Depth")
+            level = PRIVILEGE_DEPTHS.get(depth) if isinstance(depth, str) else None
+            if level is None:
+                raise self._throw(
+                    400, CODE_ODATA, f"Depth '{depth}' is not a PrivilegeDepth member (Basic, Local, Deep, Global)."
+                )
+            privilege = str(item.get("PrivilegeId", "")).lower()
+            if privilege not in known:
+                raise self._throw(404, CODE_OBJECT_DOES_NOT_EXIST, f"privilege With Id = {privilege} Does Not Exist")
+            granted[privilege] = level
+        held = self.role_privileges.setdefault(role_id, {})
+        for privilege, level in granted.items():
+            held[privilege] = max(level, held.get(privilege, -1))
+        return self._no_content()
+
+    def _validate_rtj_row(self, ent: _Entity, row: dict[str, Any], key: str | None) -> list[str]:
+        problems: list[str] = []
+
+        def required(*columns: str) -> None:
+            problems.extend(f"'{c}' is required" for c in columns if row.get(c) in (None, ""))
+
+        def unique(*columns: str) -> None:
+            for other_key, other in ent.rows.items():
+                if other_key != key and all(other.get(c) == row.get(c) for c in columns):
+                    problems.append(f"a row with the same {'/'.join(c.strip('_') for c in columns)} exists")
+                    return
+
+        def exists(column: str, table: str) -> None:
+            value = row.get(column)
+            if value is not None and value not in self._entities[table].rows:
+                problems.append(f"'{column}' {value} does not exist")
+
+        name = ent.logical_name
+        if name == "customapi":
+            required("uniquename", "name", "displayname")
+            if row.get("uniquename") and not re.match(r"^[A-Za-z0-9]+_[A-Za-z0-9_]+$", str(row["uniquename"])):
+                problems.append("'uniquename' must be '<prefix>_<Name>'")
+            for column in ("bindingtype", "allowedcustomprocessingsteptype"):
+                if row.get(column) not in (None, 0, 1, 2):
+                    problems.append(f"'{column}' must be 0, 1 or 2")
+            if row.get("isfunction") not in (None, True, False):
+                problems.append("'isfunction' must be a boolean")
+            unique("uniquename")
+            exists("_plugintypeid_value", "plugintype")
+        elif name in ("customapirequestparameter", "customapiresponseproperty"):
+            required("uniquename", "name", "displayname", "type", "_customapiid_value")
+            if row.get("type") not in (None, *range(0, 13)):
+                problems.append("'type' must be 0-12")
+            unique("_customapiid_value", "uniquename")
+            exists("_customapiid_value", "customapi")
+        elif name == "environmentvariabledefinition":
+            required("schemaname", "displayname", "type")
+            if row.get("type") is not None and row.get("type") not in ENV_VAR_TYPES:
+                problems.append(f"'type' must be one of {sorted(ENV_VAR_TYPES)}")
+            unique("schemaname")
+        elif name == "environmentvariablevalue":
+            required("schemaname", "_environmentvariabledefinitionid_value")
+            exists("_environmentvariabledefinitionid_value", "environmentvariabledefinition")
+            unique("_environmentvariabledefinitionid_value")
+            definition = self._entities["environmentvariabledefinition"].rows.get(
+                str(row.get("_environmentvariabledefinitionid_value"))
+            )
+            secret = definition is not None and definition.get("type") == ENV_VAR_SECRET
+            if secret and not _KEY_VAULT_SECRET_ID.match(str(row.get("value") or "")):
+                problems.append("a Secret variable's value must be a Key Vault secret id (/subscriptions/…/secrets/…)")
+        elif name == "msdyn_channeldefinition":
+            required("msdyn_channeltype", "msdyn_outboundendpointurltemplate", "msdyn_channeldefinitionexternalentity")
+            for column in ("msdyn_hasinbound", "msdyn_hasdeliveryreceipt", "msdyn_supportsaccount"):
+                if row.get(column) not in (True, False):
+                    problems.append(f"'{column}' is required (true or false)")
+            channel_type = row.get("msdyn_channeltype")
+            if channel_type not in (None, "SMS", "Custom"):
+                problems.append("'msdyn_channeltype' must be 'SMS' or 'Custom'")
+            if channel_type in ("SMS", "Custom") and row.get("msdyn_supportsaccount") is not (channel_type == "SMS"):
+                problems.append("'msdyn_supportsaccount' must be true for SMS and false otherwise")
+            if channel_type == "Custom" and row.get("msdyn_hasinbound"):
+                problems.append("inbound applies to SMS channels only")
+            if not str(row.get("msdyn_outboundendpointurltemplate") or "/").startswith("/"):
+                problems.append("'msdyn_outboundendpointurltemplate' must be '/' + the custom API name")
+            for column in ("msdyn_channeldefinitionexternalentity", "msdyn_channeldefinitionaccountexternalentity"):
+                table = row.get(column)
+                if table and table not in self._entities:
+                    problems.append(f"'{column}' names a table that does not exist: {table}")
+        elif name == "msdyn_channelmessagepart":
+            required("msdyn_name", "msdyn_type", "_msdyn_channeldefinitionid_value")
+            exists("_msdyn_channeldefinitionid_value", "msdyn_channeldefinition")
+            if row.get("msdyn_type") is not None and row.get("msdyn_type") not in MESSAGE_PART_TYPES:
+                problems.append("'msdyn_type' is not a message part type")
+            definition = self._entities["msdyn_channeldefinition"].rows.get(
+                str(row.get("_msdyn_channeldefinitionid_value"))
+            )
+            if definition and definition.get("msdyn_channeltype") == "SMS":
+                if row.get("msdyn_name") != "text" or row.get("msdyn_type") != 192350000:
+                    problems.append("an SMS channel has exactly one part: name 'text', type 192350000")
+                unique("_msdyn_channeldefinitionid_value")
+            else:
+                unique("_msdyn_channeldefinitionid_value", "msdyn_name")
+        return problems
+
+    def _validate_row(self, ent: _Entity, row: dict[str, Any], key: str | None = None) -> None:
         """Rules Dataverse enforces on the customization tables (others: no checks)."""
         problems: list[str] = []
         if ent.logical_name == "serviceendpoint":
@@ -1258,6 +1780,8 @@ class DataverseEmulator(EmulatorBase):
             endpoints = self._entities.get("serviceendpoint")
             if endpoints is not None and handler in endpoints.rows and row.get("mode") != 1:
                 problems.append("service endpoints support only asynchronous steps (mode 1)")
+        elif ent.logical_name in _RTJ_TABLES:
+            problems += self._validate_rtj_row(ent, row, key)
         elif ent.logical_name == "webresource":
             if row.get("webresourcetype") not in range(1, 13):
                 problems.append("'webresourcetype' must be 1-12")
@@ -1617,7 +2141,7 @@ class DataverseEmulator(EmulatorBase):
             if name.endswith("@odata.bind"):
                 nav = name[: -len("@odata.bind")]
                 column = ent.navigations.get(nav, f"_{nav.lower()}_value")
-                if column not in ent.columns:
+                if column not in ent.columns or (ent.strict_navigations and nav not in ent.navigations):
                     raise self._throw(
                         400,
                         CODE_ODATA,
@@ -1663,7 +2187,7 @@ class DataverseEmulator(EmulatorBase):
         key = (key_value or str(uuid.uuid4())).lower()
         if key in ent.rows:
             raise self._throw(412, CODE_DUPLICATE, "A record with matching key values already exists.")
-        self._validate_row(ent, values)
+        self._validate_row(ent, values, key)
         ent.rows[key] = values
         ent.formatted[key] = {}
         ent.versions[key] = self._next_version()
@@ -1703,7 +2227,8 @@ class DataverseEmulator(EmulatorBase):
             )
         values = self._apply_body(ent, body)
         values.pop(ent.primary_key, None)
-        self._validate_row(ent, {**ent.rows[key], **values})
+        self._check_immutable(ent, key, values)
+        self._validate_row(ent, {**ent.rows[key], **values}, key)
         ent.rows[key].update(values)
         ent.versions[key] = self._next_version()
         self._after_write(ent, key)

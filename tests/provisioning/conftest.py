@@ -57,3 +57,21 @@ def run(org: DataverseEmulator) -> Callable[..., RunResult]:
         return code, out.getvalue()
 
     return _run
+
+
+# --- real-time journeys --------------------------------------------------------------------------------------
+PLUGIN_TYPE_ID = "5c3e1f0a-7b2d-4e6f-9a8b-1c2d3e4f5a6b"
+RELAY_URL = "https://func-contoso.azurewebsites.net/api/rtj/outbound"
+KEY_VAULT_SECRET_ID = (
+    "/subscriptions/00000000-0000-4000-8000-000000000000/resourceGroups/rg-contoso/providers/Microsoft.KeyVault/"
+    "vaults/kv-contoso/secrets/rtj-outbound-secret"
+)
+RTJ_ARGS = ["--prefix", "cr123", "--solution", "ContosoSmsChannel", "--rtj-only"]
+
+
+@pytest.fixture
+def rtj_org(org: DataverseEmulator) -> DataverseEmulator:
+    """An org with real-time journeys installed (base channel tables, the two roles) and the relay plug-in."""
+    org.enable_rtj()
+    org.add_plugin_type("ChannelRelay.OutboundRelayPlugin", PLUGIN_TYPE_ID)
+    return org

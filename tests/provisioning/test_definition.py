@@ -66,3 +66,34 @@ def test_app_settings_follow_from_table_column_and_tile() -> None:
 def test_invalid_prefix_is_refused(prefix: str) -> None:
     with pytest.raises(ValueError, match="prefix"):
         ChannelDefinition(prefix=prefix)
+
+
+def test_rtj_names_derive_from_the_prefix() -> None:
+    from provisioning.definition import RtjChannel
+
+    sms, custom = RtjChannel(prefix="abc"), RtjChannel(prefix="abc", channel_type="custom")
+    assert sms.custom_api_name == "abc_ChannelOutbound"
+    assert sms.outbound_endpoint_template == "/abc_ChannelOutbound"
+    assert (sms.relay_url_variable, sms.relay_secret_variable) == ("abc_ChannelRelayUrl", "abc_ChannelRelaySecret")
+    assert [t.logical_name for t in sms.extended_tables] == ["abc_channelinstance", "abc_channelinstanceaccount"]
+    assert [t.logical_name for t in custom.extended_tables] == ["abc_channelinstance"]
+    for table in sms.extended_tables:  # "lowerCamelCase" logical name: schema name == logical name, lower case
+        assert table.table_body()["SchemaName"] == table.logical_name == table.logical_name.lower()
+        assert table.read_privilege == f"prvRead{table.logical_name}"
+    assert sms.channel_definition_id == RtjChannel(prefix="abc").channel_definition_id != custom.channel_definition_id
+    assert RtjChannel(prefix="abc", api_name="abc_SmsOut").outbound_endpoint_template == "/abc_SmsOut"
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"channel_type": "whatsapp"}, "channel type"),
+        ({"api_name": "xyz_Out"}, "custom API name"),
+        ({"plugin_type": "NoNamespace"}, "plug-in type"),
+    ],
+)
+def test_invalid_rtj_definitions_are_refused(kwargs: dict[str, str], message: str) -> None:
+    from provisioning.definition import RtjChannel
+
+    with pytest.raises(ValueError, match=message):
+        RtjChannel(prefix="abc", **kwargs)
