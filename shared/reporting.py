@@ -17,7 +17,9 @@ from typing import Any, Protocol, TypeVar
 from shared.domain.errors import TransientError
 from shared.ports import Clock
 
-FLUSH_LEASE = timedelta(seconds=30)
+# Longer than a whole Dataverse call can take (shared.adapters.dataverse.CALL_DEADLINE_SECONDS = 60 s): a lease that
+# expired while its owner was still waiting on Dataverse would let a second worker report the same interaction.
+FLUSH_LEASE = timedelta(seconds=150)
 FLUSH_WAIT_SECONDS = 5.0
 FLUSH_POLL_SECONDS = 0.1
 

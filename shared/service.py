@@ -783,7 +783,7 @@ def _ids(activity: ActivityRef) -> dict[str, str]:
 def _attempt(message: QueueMessage) -> int:
     try:
         return max(1, int(message.application_properties.get(ATTEMPT_PROPERTY, 1)))
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         return 1
 
 

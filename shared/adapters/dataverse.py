@@ -30,6 +30,9 @@ from shared.log import log_event, scrub
 
 ACTION = "msdyncrm_CustomChannelActivityCreateInteraction"
 RETRYABLE_STATUS = frozenset({500, 502, 503, 504})
+# A call, with all its retries, timeouts and waits, ends within this; the reporting lease outlasts it (2.5x), so
+# no other worker can take over an interaction while a call for it may still be in flight.
+CALL_DEADLINE_SECONDS = 60.0
 BASE_HEADERS = {
     "Accept": "application/json",
     "OData-MaxVersion": "4.0",
@@ -106,19 +109,21 @@ class DataverseClient:
         session: requests.Session | None = None,
         timeout: float = 20.0,
         max_retries: int = 4,
-        max_wait_seconds: float = 30.0,
+        max_wait_seconds: float = CALL_DEADLINE_SECONDS,
         signature: str = "customerjourney",
         sleep: Callable[[float], None] = time.sleep,
         row_cache_ttl: float = 300.0,
         pacer: Pacer | None = None,
         batch_size: int = 50,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.api = f"{base_url.rstrip('/')}/api/data/v9.2"
         self._tokens = tokens
         self._session = session or requests.Session()
         self._timeout = timeout
         self._max_retries = max_retries
-        self._max_wait = max_wait_seconds
+        self._max_wait = max_wait_seconds  # a whole call (attempts, timeouts and waits) ends within this
+        self._clock = clock
         self._signature = signature
         self._sleep = sleep
         self._set_names: dict[str, str] = {}
@@ -144,7 +149,7 @@ class DataverseClient:
         headers: Mapping[str, str] | None = None,
     ) -> requests.Response:
         url = f"{self.api}/{path.lstrip('/')}"
-        waited = 0.0
+        deadline = self._clock() + self._max_wait
         refreshed = False
         attempt = 0
         while True:
@@ -156,18 +161,25 @@ class DataverseClient:
             self.request_count += 1
             if path != "$batch":
                 self.operation_count += 1
+            remaining = deadline - self._clock()
+            if remaining <= 0:
+                raise TransientError(f"Dataverse {operation}: out of time ({self._max_wait:.0f} s per call)")
             try:
                 with self.pacer.slot():
                     response = self._session.request(
-                        method, url, params=params, data=data, headers=all_headers, timeout=self._timeout
+                        method,
+                        url,
+                        params=params,
+                        data=data,
+                        headers=all_headers,
+                        timeout=min(self._timeout, remaining),
                     )
             except (requests.ConnectionError, requests.Timeout) as exc:
                 delay = self._backoff(attempt)
-                if attempt >= self._max_retries or waited + delay > self._max_wait:
+                if attempt >= self._max_retries or self._clock() + delay >= deadline:
                     raise TransientError(f"Dataverse {operation}: {exc.__class__.__name__}") from None
                 log_event("dataverse.retry", 30, operation=operation, reason=exc.__class__.__name__)
                 self._sleep(delay)
-                waited += delay
                 attempt += 1
                 continue
 
@@ -184,14 +196,13 @@ class DataverseClient:
                     self.throttled_count += 1
                     self.pacer.pause(retry_after if retry_after is not None else 1.0)
                 delay = retry_after if retry_after is not None else self._backoff(attempt)
-                if attempt >= self._max_retries or waited + delay > self._max_wait:
+                if attempt >= self._max_retries or self._clock() + delay >= deadline:
                     code, message = _error_of(response)
                     raise TransientError(
                         f"Dataverse {operation}: HTTP {status} {code} {message}".strip(), retry_after=delay
                     )
                 log_event("dataverse.retry", 30, operation=operation, status=status, wait_seconds=round(delay, 2))
                 self._sleep(delay)
-                waited += delay
                 attempt += 1
                 continue
             code, message = _error_of(response)

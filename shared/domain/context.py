@@ -64,7 +64,10 @@ def parse_wcf_date(value: object) -> datetime | None:
     match = _DATE.match(value.strip())
     if not match:
         return None
-    return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(milliseconds=int(match.group(1)))
+    try:
+        return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(milliseconds=int(match.group(1)))
+    except OverflowError:  # beyond datetime's range: informational only, never worth a redelivery loop
+        return None
 
 
 def bag(items: object) -> dict[str, Any]:

@@ -82,7 +82,7 @@ class LoopbackProvider:
     def handle_callback(self, request: InboundHttpRequest) -> ProviderCallback:
         url = self._callback_url + (f"?{request.raw_query}" if request.raw_query else "")
         given = request.header("x-loopback-signature") or ""
-        if not hmac.compare_digest(sign(self._key, url, request.body), given):
+        if not hmac.compare_digest(sign(self._key, url, request.body).encode(), given.encode("utf-8", "replace")):
             raise CallbackRejected(403, "missing or invalid X-Loopback-Signature")
         try:
             payload = json.loads(request.body)

@@ -39,12 +39,13 @@ def validate(
     query = parse_qs(urlsplit(url).query)
     if "bodySHA256" in query and body is not None:
         expected_hash = hashlib.sha256(body).hexdigest()
-        if not hmac.compare_digest(query["bodySHA256"][0], expected_hash):
+        if not hmac.compare_digest(query["bodySHA256"][0].encode("utf-8", "replace"), expected_hash.encode()):
             return False
         param_list = []
     valid = False
     for candidate in _port_variants(url):
         expected = compute_signature(auth_token, candidate, param_list)
         # compare every variant (no early exit) to keep timing independent of which one matched
-        valid = hmac.compare_digest(expected, signature) or valid
+        # bytes: compare_digest refuses non-ASCII str, and the header is attacker-controlled
+        valid = hmac.compare_digest(expected.encode(), signature.encode("utf-8", "replace")) or valid
     return valid

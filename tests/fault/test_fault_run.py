@@ -1,0 +1,50 @@
+"""The fault-injection run (marker ``fault``): a small N in CI, the full N with ``bench/fault_run.py``.
+
+CI sizes: ``FAULT_N`` (default 300 per callback mode) and ``FAULT_WIRE_N`` (default 20). The full run is
+``python bench/fault_run.py --n 10000 --seed 1`` (see bench/README.md).
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from tests.fault.engine import Simulation, format_table
+from tests.fault.wire import run_wire
+
+pytestmark = pytest.mark.fault
+
+N = int(os.environ.get("FAULT_N", "300"))
+WIRE_N = int(os.environ.get("FAULT_WIRE_N", "20"))
+
+
+@pytest.mark.parametrize("callback_processing", ["queued", "inline"])
+def test_fault_run_in_memory(callback_processing: str) -> None:
+    result = Simulation(N, seed=1, callback_processing=callback_processing).run()
+    print(format_table(result))
+    assert result["duplicate sends"] == 0
+    assert result["lost activities"] == 0, result["lost activity samples"]
+    assert result["lost callbacks"] == 0, result["lost callback samples"]
+    assert result["poison handling failures"] == 0
+    assert result["unexpected poison count"] == 0, result["unexpected poison"]
+    assert result["dead-lettered by Service Bus"] == 0
+    assert result["callbacks rejected (4xx) though genuine"] == 0
+    assert result["log leaks"] == 0, result["log leak samples"]
+    # Duplicate interactions outside the documented at-least-once windows. The main cause (a 30 s flush lease that
+    # expired while its holder was still inside a > 100 s Dataverse call) is fixed: calls now end within 60 s and
+    # the lease is 150 s. A residue (about 0.15% at N = 3,000) remains under investigation (bench/README.md);
+    # bounded here so it cannot grow unnoticed.
+    assert result["duplicate interactions unexplained"] <= max(3, result["interactions total"] // 100)
+    assert result["faults injected"]["worker crashes"] > 0
+
+
+@pytest.mark.azurite
+def test_fault_run_over_the_wire(azurite_connection_string: str) -> None:
+    result = run_wire(WIRE_N, seed=1, connection_string=azurite_connection_string)
+    assert result["duplicate sends"] == 0
+    assert result["duplicate interactions"] == 0
+    assert result["lost activities"] == 0
+    assert result["lost callbacks"] == 0
+    assert result["dead-lettered by Service Bus"] == 0
+    assert result["log leaks"] == 0, result["log leak samples"]
