@@ -49,6 +49,8 @@ def _fmt(value: Any) -> str:
 
 def log_event(event: str, level: int = logging.INFO, /, **fields: Any) -> None:
     """Log one structured line. ``None`` fields are dropped."""
+    if not _logger.isEnabledFor(level):
+        return
     clean: dict[str, Any] = {k: v for k, v in fields.items() if v is not None}
     line = " ".join([event, *(f"{k}={_fmt(v)}" for k, v in clean.items())])
     _logger.log(level, line, extra={"custom_dimensions": {"event": event, **_stringify(clean)}})

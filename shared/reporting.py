@@ -20,7 +20,7 @@ from shared.ports import Clock
 # Longer than a whole Dataverse call can take (shared.adapters.dataverse.CALL_DEADLINE_SECONDS = 60 s): a lease that
 # expired while its owner was still waiting on Dataverse would let a second worker report the same interaction.
 FLUSH_LEASE = timedelta(seconds=150)
-FLUSH_WAIT_SECONDS = 5.0
+FLUSH_WAIT_SECONDS = 0.3  # then defer: the holder reports what we added, the deferred retry is only a safety net
 FLUSH_POLL_SECONDS = 0.1
 
 
@@ -124,13 +124,15 @@ def report_due_many(
 
                 def done(s: S, key: str = key, until: datetime = until) -> S:
                     moved = mark_done(s, key)
-                    return replace(moved, flush_until=until) if s.flush_owner == token else moved  # type: ignore[type-var]
+                    if s.flush_owner != token:
+                        return moved
+                    if not moved.due:  # nothing else due: give the lease back in the same write
+                        return replace(moved, flush_owner=None, flush_until=None)  # type: ignore[type-var]
+                    return replace(moved, flush_until=until)  # type: ignore[type-var]
 
                 final[i] = mutate(done)
                 if on_reported is not None:
                     on_reported(final[i], key)
-                if not final[i].due:
-                    final[i] = mutate(lambda s: _release(s, token))
                 if final[i].due and final[i].flush_owner == token:
                     next_active.append(i)  # more is due (or became due while we released): keep going
             active = next_active

@@ -115,9 +115,7 @@ class StateRepository:
         return self._remember(_from_entity(*found))
 
     def get_or_create(self, activity: ActivityRef) -> ActivityState:
-        existing = self.get(activity.row_id)
-        if existing is not None:
-            return existing
+        # Insert first: almost every activity is new, so this is usually the only call (a redelivery pays a read).
         state = ActivityState(activity=activity, updated_at=self._now())
         try:
             etag = self._store.insert(activity.row_id, ACTIVITY_ROW, _to_entity(state))

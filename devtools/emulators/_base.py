@@ -125,6 +125,7 @@ def _parse_body(content_type: str, body: bytes) -> Any:
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
+    request_queue_size = 1024  # bursts of callbacks must not overflow the listen backlog (SYN retries take seconds)
     allow_reuse_address = True
     emulator: EmulatorBase
 

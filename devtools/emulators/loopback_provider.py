@@ -19,6 +19,11 @@ from typing import Any
 from shared.providers.loopback import sign
 
 
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 1024
+
+
 @dataclass
 class LoopbackMessage:
     id: str
@@ -38,6 +43,7 @@ class LoopbackGateway:
     _server: ThreadingHTTPServer | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _pending: list[threading.Thread] = field(default_factory=list)
+    _senders: threading.BoundedSemaphore = field(default_factory=lambda: threading.BoundedSemaphore(16))
 
     @property
     def url(self) -> str:
@@ -82,7 +88,7 @@ class LoopbackGateway:
             def log_message(self, format: str, *args: Any) -> None:
                 return
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+        self._server = _Server(("127.0.0.1", port), Handler)
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
         return self
 
@@ -95,7 +101,14 @@ class LoopbackGateway:
     def _later(self, message_id: str, status: str) -> None:
         def run() -> None:
             time.sleep(self.deliver_delay)
-            self.send_status(message_id, status)
+            with self._senders:  # at most a few callbacks in flight, like a provider's webhook workers
+                for attempt in range(5):  # providers retry failed webhooks; so does this gateway
+                    try:
+                        if self.send_status(message_id, status) < 500:
+                            return
+                    except OSError:
+                        pass
+                    time.sleep(0.2 * (attempt + 1))
 
         thread = threading.Thread(target=run, daemon=True)
         with self._lock:
