@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
@@ -18,15 +18,27 @@ from shared.domain.models import (
 
 
 class Dataverse(Protocol):
+    """What the service layer needs from Dataverse (implemented by shared.adapters.dataverse.DataverseClient)."""
+
     def entity_set_name(self, logical_name: str) -> str: ...
 
     def get_row(
-        self, logical_name: str, row_id: str, columns: list[str], *, formatted: bool = False
+        self, logical_name: str, row_id: str, columns: list[str], *, formatted: bool = False, cache: bool = False
     ) -> dict[str, Any]: ...
+
+    def get_rows_in(
+        self, logical_name: str, key_column: str, ids: Sequence[str], columns: list[str], *, formatted: bool = False
+    ) -> dict[str, dict[str, Any]]:
+        """Many rows by id (``Microsoft.Dynamics.CRM.In``), keyed by lower-case id."""
+        ...
 
     def update_row(self, logical_name: str, row_id: str, values: Mapping[str, Any]) -> None: ...
 
     def create_interaction(self, activity: ActivityRef, interaction: Interaction) -> None: ...
+
+    def create_interactions(self, calls: Sequence[tuple[ActivityRef, Interaction]]) -> list[Exception | None]:
+        """Many interactions (``$batch``); per call None or the error that stopped it."""
+        ...
 
 
 class Provider(Protocol):

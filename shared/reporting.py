@@ -14,6 +14,7 @@ from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any, Protocol, TypeVar
 
+from shared.domain.due import mark_done
 from shared.domain.errors import TransientError
 from shared.ports import Clock
 
@@ -34,21 +35,6 @@ class Reportable(Protocol):
 S = TypeVar("S", bound=Reportable)
 Change = Callable[[S], S | None]
 Mutate = Callable[[Change[S]], S]
-
-
-def mark_done(state: S, key: str) -> S:
-    due = [k for k in state.due if k != key]
-    recorded = state.recorded if key in state.recorded else [*state.recorded, key]
-    return replace(state, due=due, recorded=recorded)  # type: ignore[type-var]
-
-
-def add_items(state: S, *keys: str) -> S:
-    """Queue items not yet seen (each at most once)."""
-    due = list(state.due)
-    for key in keys:
-        if key not in due and key not in state.recorded:
-            due.append(key)
-    return replace(state, due=due)  # type: ignore[type-var]
 
 
 def _release(state: S, token: str, *, force: bool = False) -> S | None:

@@ -17,6 +17,7 @@ from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Any, Protocol
 
+from shared.domain.due import add_items
 from shared.domain.errors import CallbackRejected, SendFailedTransient, SendRejected
 from shared.domain.models import HttpReply, InboundEvent, InboundHttpRequest, SendRequest, StatusEvent, StatusKind
 from shared.domain.phone import normalize_e164
@@ -33,7 +34,7 @@ from shared.domain.rtj import (
 )
 from shared.log import log_event, mask_phone
 from shared.ports import Clock, Provider
-from shared.reporting import add_items, report_due
+from shared.reporting import report_due
 from shared.repository import RtjRepository
 
 MAX_PAYLOAD_BYTES = 64 * 1024

@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, replace
 from datetime import timedelta
-from typing import Any, Protocol
+from typing import Any
 
 from shared.domain import template
 from shared.domain.context import activity_from_attributes, parse_activity_message
@@ -55,7 +55,7 @@ from shared.domain.state import (
     interactions_for_status,
 )
 from shared.log import log_event, mask_phone
-from shared.ports import Clock, Provider, QueueMessage, QueuePublisher
+from shared.ports import Clock, Dataverse, Provider, QueueMessage, QueuePublisher
 from shared.reporting import report_due, report_due_many
 from shared.repository import StateRepository
 from shared.rtj_service import RtjService
@@ -71,18 +71,6 @@ ACTIVITY_COLUMNS = [
     "msdyncrm_entitytype",
     "msdyncrm_entityid",
 ]
-
-
-class DataverseApi(Protocol):
-    def entity_set_name(self, logical_name: str) -> str: ...
-
-    def get_row(
-        self, logical_name: str, row_id: str, columns: list[str], *, formatted: bool = False, cache: bool = False
-    ) -> dict[str, Any]: ...
-
-    def update_row(self, logical_name: str, row_id: str, values: Mapping[str, Any]) -> None: ...
-
-    def create_interaction(self, activity: ActivityRef, interaction: Interaction) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -118,7 +106,7 @@ class ChannelService:
     def __init__(
         self,
         config: ChannelConfig,
-        dataverse: DataverseApi,
+        dataverse: Dataverse,
         provider: Provider,
         state: StateRepository,
         queue: QueuePublisher,
@@ -211,9 +199,8 @@ class ChannelService:
 
     def _prefetch_contacts(self, activities: Sequence[ActivityRef]) -> dict[str, dict[str, Any]] | None:
         """Read the contacts of a batch with one In query per chunk (None: let each activity read its own)."""
-        get_rows_in = getattr(self.dataverse, "get_rows_in", None)
-        if len(activities) < 2 or get_rows_in is None:
-            return None
+        if len(activities) < 2:
+            return None  # a single activity reads its contact directly
         select: dict[str, None] = dict.fromkeys([self.config.contact_phone_column, self.config.compliance_column])
         for activity in activities:
             try:
@@ -224,7 +211,7 @@ class ChannelService:
                 return None  # each activity will meet (and settle) the error on its own
             select.update(dict.fromkeys(template.contact_columns(str(row.get(self.config.message_body_column) or ""))))
         try:
-            rows: dict[str, dict[str, Any]] = get_rows_in(
+            rows = self.dataverse.get_rows_in(
                 "contact", "contactid", [a.contact_id for a in activities], list(select), formatted=True
             )
         except (DataverseError, TransientError):
@@ -491,18 +478,7 @@ class ChannelService:
 
         def report_many(items: Sequence[tuple[ActivityState, str]]) -> list[Exception | None]:
             calls = [(s.activity, Interaction.from_key(key)) for s, key in items]
-            create_many = getattr(self.dataverse, "create_interactions", None)
-            if create_many is not None:
-                results: list[Exception | None] = create_many(calls)
-                return results
-            out: list[Exception | None] = []
-            for activity, interaction in calls:
-                try:
-                    self.dataverse.create_interaction(activity, interaction)
-                    out.append(None)
-                except (TransientError, DataverseError) as error:
-                    out.append(error)
-            return out
+            return self.dataverse.create_interactions(calls)
 
         def reported(s: ActivityState, key: str) -> None:
             interaction = Interaction.from_key(key)

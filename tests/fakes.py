@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -58,6 +58,17 @@ class FakeDataverse:
             raise NotFound(404, "0x80040217", f"{logical_name} With Id = {row_id} Does Not Exist", "read")
         return {c: row.get(c) for c in columns} | {k: v for k, v in row.items() if "@" in k}
 
+    def get_rows_in(
+        self, logical_name: str, key_column: str, ids: Sequence[str], columns: list[str], *, formatted: bool = False
+    ) -> dict[str, dict[str, Any]]:
+        self.reads += 1
+        found = {}
+        for row_id in ids:
+            row = self.rows.get((logical_name, row_id))
+            if row is not None:
+                found[row_id.lower()] = {c: row.get(c) for c in columns} | {k: v for k, v in row.items() if "@" in k}
+        return found
+
     def update_row(self, logical_name: str, row_id: str, values: Mapping[str, Any]) -> None:
         self.updates.append((logical_name, row_id, dict(values)))
         self.rows.setdefault((logical_name, row_id), {}).update(values)
@@ -67,6 +78,16 @@ class FakeDataverse:
             self.fail_interactions -= 1
             raise TransientError("HTTP 503 from Dataverse", retry_after=5)
         self.interactions.append((activity, interaction))
+
+    def create_interactions(self, calls: Sequence[tuple[ActivityRef, Interaction]]) -> list[Exception | None]:
+        results: list[Exception | None] = []
+        for activity, interaction in calls:
+            try:
+                self.create_interaction(activity, interaction)
+                results.append(None)
+            except TransientError as error:
+                results.append(error)
+        return results
 
     def response_types(self) -> list[str]:
         return [i.key for _, i in self.interactions]

@@ -8,10 +8,11 @@ Dataverse accepted them, so a crash never loses one.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 
+from shared.domain.due import add_items
 from shared.domain.models import ActivityRef, Interaction, ResponseType, StatusKind
 
 
@@ -58,17 +59,7 @@ class ActivityState:
 
 def add_due(state: ActivityState, *interactions: Interaction) -> ActivityState:
     """Queue interactions not yet seen (each response type at most once per activity)."""
-    due = list(state.due)
-    for interaction in interactions:
-        if interaction.key not in due and interaction.key not in state.recorded:
-            due.append(interaction.key)
-    return replace(state, due=due)
-
-
-def mark_recorded(state: ActivityState, interaction: Interaction) -> ActivityState:
-    due = [k for k in state.due if k != interaction.key]
-    recorded = state.recorded if interaction.key in state.recorded else [*state.recorded, interaction.key]
-    return replace(state, due=due, recorded=recorded)
+    return add_items(state, *(i.key for i in interactions))
 
 
 _SENT = Interaction(ResponseType.SENT)
