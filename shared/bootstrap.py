@@ -15,6 +15,7 @@ import requests
 
 from shared.adapters.dataverse import DataverseClient
 from shared.adapters.pacing import Pacer, RateLimitedProvider, RateLimiter
+from shared.adapters.rtj_auth import SecretAuthorizer
 from shared.adapters.tokens import StaticToken, TokenProvider, default_credential
 from shared.ports import KeyValueStore, Provider, QueuePublisher
 from shared.repository import RtjRepository, StateRepository
@@ -163,7 +164,6 @@ def build_service(
         provider = RateLimitedProvider(provider, RateLimiter(settings.provider_max_per_second))
     rtj = RtjService(
         RtjConfig(
-            outbound_secret=settings.rtj_outbound_secret,
             callback_url=settings.callback_url(settings.channel_provider),
             default_country_code=settings.default_country_code,
             send_lease=timedelta(seconds=settings.send_lease_seconds),
@@ -172,6 +172,7 @@ def build_service(
         provider,
         RtjRepository(store, clock.now),
         clock,
+        SecretAuthorizer(settings.rtj_outbound_secret),
     )
     return ChannelService(
         channel_config(settings),

@@ -9,7 +9,6 @@
 
 from __future__ import annotations
 
-import hmac
 import json
 import logging
 from collections.abc import Mapping
@@ -17,6 +16,7 @@ from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Any, Protocol
 
+from shared.adapters.rtj_auth import RtjAuthorizer
 from shared.domain.due import add_items
 from shared.domain.errors import CallbackRejected, SendFailedTransient, SendRejected
 from shared.domain.models import HttpReply, InboundEvent, InboundHttpRequest, SendRequest, StatusEvent, StatusKind
@@ -50,7 +50,6 @@ class RtjDataverse(Protocol):
 
 @dataclass(frozen=True)
 class RtjConfig:
-    outbound_secret: str | None
     callback_url: str
     default_country_code: str | None
     send_lease: timedelta
@@ -78,8 +77,10 @@ class RtjService:
         provider: Provider,
         records: RtjRepository,
         clock: Clock,
+        authorizer: RtjAuthorizer,
     ) -> None:
         self.config = config
+        self.authorizer = authorizer
         self.dataverse = dataverse
         self.provider = provider
         self.records = records
@@ -89,7 +90,7 @@ class RtjService:
     # Outbound
     # ================================================================================================
     def handle_outbound(self, request: InboundHttpRequest) -> HttpReply:
-        problem = self._authenticate(request)
+        problem = self.authorizer.authorize(request)
         if problem is not None:
             return problem
         if len(request.body) > MAX_PAYLOAD_BYTES:
@@ -107,21 +108,6 @@ class RtjService:
                 200, response_json(definition, request_id, NOT_SENT, reason="InvalidPayload", detail=str(payload))
             )
         return self._send(payload)
-
-    def _authenticate(self, request: InboundHttpRequest) -> HttpReply | None:
-        expected = self.config.outbound_secret
-        if not expected:
-            return _error(503, "real-time journeys outbound is not configured (RTJ_OUTBOUND_SECRET)")
-        given = request.header("x-channel-secret") or ""
-        authorization = request.header("authorization") or ""
-        if not given and authorization.lower().startswith("bearer "):
-            given = authorization[7:].strip()
-        if not given:
-            return _error(401, "missing X-Channel-Secret")
-        if not hmac.compare_digest(given.encode(), expected.encode()):
-            log_event("rtj.outbound_forbidden", logging.WARNING)
-            return _error(403, "invalid secret")
-        return None
 
     def _send(self, payload: OutboundPayload) -> HttpReply:
         ids = {

@@ -6,6 +6,7 @@ from datetime import timedelta
 import pytest
 
 from shared.adapters.memory import MemoryStore
+from shared.adapters.rtj_auth import SecretAuthorizer
 from shared.domain.errors import CallbackRejected
 from shared.domain.models import InboundEvent, InboundHttpRequest, StatusEvent, StatusKind
 from shared.domain.rtj import InvalidPayload, parse_outbound, response_json
@@ -36,8 +37,9 @@ class FakeChannelsApi:
 
 def service() -> tuple[RtjService, FakeChannelsApi, FakeProvider]:
     api, provider, clock = FakeChannelsApi(), FakeProvider(), FakeClock()
-    config = RtjConfig(SECRET, "https://app/api/callbacks/fake", None, timedelta(minutes=2))
-    return RtjService(config, api, provider, RtjRepository(MemoryStore(), clock.now), clock), api, provider
+    config = RtjConfig("https://app/api/callbacks/fake", None, timedelta(minutes=2))
+    records = RtjRepository(MemoryStore(), clock.now)
+    return RtjService(config, api, provider, records, clock, SecretAuthorizer(SECRET)), api, provider
 
 
 def request(body: dict[str, object]) -> InboundHttpRequest:
@@ -70,7 +72,7 @@ def test_response_shape() -> None:
 
 def test_unconfigured_secret_refuses_everything() -> None:
     svc, _, provider = service()
-    svc.config = RtjConfig(None, "x", None, timedelta(minutes=2))
+    svc.authorizer = SecretAuthorizer(None)
     body = {"ChannelDefinitionId": DEFINITION, "RequestId": "r", "To": "+447700900123", "Message": {"text": "x"}}
     assert svc.handle_outbound(request(body)).status == 503
     assert provider.sent == []
