@@ -14,27 +14,31 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
-import tree_sitter_bicep
-from tree_sitter import Language, Node, Parser
+from tree_sitter import Node
 
-REPO = Path(__file__).resolve().parents[2]
-INFRA = REPO / "infra"
-MAIN = "main.bicep"
-FUNCTIONAPP = "modules/functionapp.bicep"
-SERVICEBUS = "modules/servicebus.bicep"
-STORAGE = "modules/storage.bicep"
-KEYVAULT = "modules/keyvault.bicep"
-MONITORING = "modules/monitoring.bicep"
-RBAC = "modules/rbac.bicep"
-ACS = "modules/acs.bicep"
-ACS_EVENTS = "modules/acs-events.bicep"
-
-_PARSER = Parser(Language(tree_sitter_bicep.language()))
+from devtools.bicep_model import PARSER, text_of
+from tests.infra.infra_model import (
+    ACS,
+    ACS_EVENTS,
+    FUNCTIONAPP,
+    KEYVAULT,
+    MAIN,
+    MONITORING,
+    RBAC,
+    REPO,
+    SERVICEBUS,
+    STORAGE,
+    BicepFile,
+    Decl,
+    Expr,
+    Infra,
+    app_settings,
+    iso_duration_seconds,
+)
 
 # --------------------------------------------------------------------------
 # Expected contract
@@ -122,248 +126,6 @@ REQUIRED_OUTPUTS = {
 
 
 # --------------------------------------------------------------------------
-# A small Bicep model on top of tree-sitter
-# --------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Expr:
-    """A non-literal Bicep expression, kept as source text."""
-
-    text: str
-
-    def __str__(self) -> str:
-        return self.text
-
-
-def _text(node: Node) -> str:
-    return node.text.decode("utf-8")
-
-
-def _string_inner(node: Node) -> str:
-    """Raw content of a Bicep string literal, interpolations kept as ${...}."""
-    raw = _text(node)
-    if raw.startswith("'''"):
-        return raw[3:-3]
-    return raw[1:-1]
-
-
-def to_py(node: Node | None) -> Any:
-    if node is None:
-        return None
-    kind = node.type
-    if kind == "object":
-        out: dict[str, Any] = {}
-        for prop in node.named_children:
-            if prop.type != "object_property":
-                continue
-            named = [c for c in prop.named_children if c.type != "comment"]
-            key_node, value_node = named[0], named[-1]
-            key = _string_inner(key_node) if key_node.type == "string" else _text(key_node)
-            out[key] = to_py(value_node)
-        return out
-    if kind == "array":
-        return [to_py(c) for c in node.named_children if c.type != "comment"]
-    if kind == "string":
-        return _string_inner(node)
-    if kind == "number":
-        return int(_text(node))
-    if kind == "boolean":
-        return _text(node) == "true"
-    if kind == "null":
-        return None
-    return Expr(_text(node))
-
-
-@dataclass
-class Decl:
-    kind: str  # param | var | resource | module | output
-    name: str
-    node: Node
-    decorators: str = ""
-    type_text: str = ""  # resource/module: type@api or module path; param/output: type
-    existing: bool = False
-    condition: str | None = None  # text of `if (...)`
-    loop: bool = False
-    value_node: Node | None = None
-
-    @property
-    def value(self) -> Any:
-        return to_py(self.value_node)
-
-    @property
-    def text(self) -> str:
-        return _text(self.node)
-
-    @property
-    def rtype(self) -> str:
-        return self.type_text.split("@")[0]
-
-
-@dataclass
-class BicepFile:
-    path: str
-    source: str
-    has_error: bool
-    decls: list[Decl] = field(default_factory=list)
-
-    def of(self, kind: str) -> dict[str, Decl]:
-        return {d.name: d for d in self.decls if d.kind == kind}
-
-    @property
-    def params(self) -> dict[str, Decl]:
-        return self.of("param")
-
-    @property
-    def variables(self) -> dict[str, Decl]:
-        return self.of("var")
-
-    @property
-    def resources(self) -> dict[str, Decl]:
-        return self.of("resource")
-
-    @property
-    def modules(self) -> dict[str, Decl]:
-        return self.of("module")
-
-    @property
-    def outputs(self) -> dict[str, Decl]:
-        return self.of("output")
-
-    def resources_of_type(self, rtype: str, *, existing: bool = False) -> list[Decl]:
-        return [r for r in self.resources.values() if r.rtype == rtype and r.existing == existing]
-
-    def param_default(self, name: str) -> Any:
-        decl = self.params.get(name)
-        return decl.value if decl is not None else None
-
-    def resolve(self, value: Any) -> Any:
-        """Follow a bare variable reference one level (e.g. `properties: queueProps`)."""
-        if isinstance(value, Expr) and value.text in self.variables:
-            return self.variables[value.text].value
-        return value
-
-
-def parse_bicep(path: str, source: str) -> BicepFile:
-    tree = _PARSER.parse(source.encode("utf-8"))
-    result = BicepFile(path=path, source=source, has_error=tree.root_node.has_error)
-    pending_decorators = ""
-    kinds = {
-        "parameter_declaration": "param",
-        "variable_declaration": "var",
-        "resource_declaration": "resource",
-        "module_declaration": "module",
-        "output_declaration": "output",
-    }
-    for child in tree.root_node.named_children:
-        if child.type == "decorators":
-            pending_decorators = _text(child)
-            continue
-        if child.type not in kinds:
-            continue
-        kind = kinds[child.type]
-        named = [c for c in child.named_children if c.type != "comment"]
-        decl = Decl(kind=kind, name=_text(named[0]), node=child, decorators=pending_decorators)
-        pending_decorators = ""
-        rest = named[1:]
-        if kind in ("resource", "module"):
-            decl.type_text = _string_inner(rest[0])
-            decl.existing = any(c.type == "existing" for c in child.children)
-            body = rest[-1]
-            if body.type == "if_statement":
-                cond = [c for c in body.named_children if c.type == "parenthesized_expression"]
-                decl.condition = _text(cond[0])[1:-1].strip() if cond else ""
-                body = next(c for c in body.named_children if c.type == "object")
-            elif body.type == "for_statement":
-                decl.loop = True
-            decl.value_node = body
-        elif kind in ("param", "output"):
-            decl.type_text = _text(rest[0]) if rest else ""
-            decl.value_node = rest[1] if len(rest) > 1 else None
-        else:  # var
-            decl.value_node = rest[-1] if rest else None
-        result.decls.append(decl)
-    return result
-
-
-class Infra:
-    """Every infra file, parsed. ``texts`` can be mutated copies for negative tests."""
-
-    def __init__(self, texts: dict[str, str]):
-        self.texts = dict(texts)
-        self.files = {p: parse_bicep(p, t) for p, t in texts.items() if p.endswith(".bicep")}
-
-    @classmethod
-    def load(cls) -> Infra:
-        texts = {
-            str(p.relative_to(INFRA)): p.read_text(encoding="utf-8")
-            for p in sorted(INFRA.rglob("*"))
-            if p.is_file() and p.suffix in (".bicep", ".json")
-        }
-        return cls(texts)
-
-    def mutate(self, path: str, old: str, new: str, count: int = 1) -> Infra:
-        text = self.texts[path]
-        assert text.count(old) >= 1, f"mutation anchor not found in {path}: {old!r}"
-        return Infra({**self.texts, path: text.replace(old, new, count)})
-
-    def __getitem__(self, path: str) -> BicepFile:
-        return self.files[path]
-
-    def all_resources(self) -> list[tuple[BicepFile, Decl]]:
-        return [(f, r) for f in self.files.values() for r in f.resources.values()]
-
-
-def app_settings(infra: Infra) -> dict[str, Any]:
-    """All app settings the Function App can receive (union of every branch)."""
-    fa = infra[FUNCTIONAPP]
-    config = [r for r in fa.resources_of_type("Microsoft.Web/sites/config") if r.value.get("name") == "appsettings"]
-    assert len(config) == 1, "exactly one sites/config 'appsettings' resource expected"
-    settings: dict[str, Any] = {}
-
-    def collect(value: Any) -> None:
-        value = fa.resolve(value)
-        if isinstance(value, dict):
-            settings.update(value)
-        elif isinstance(value, Expr):
-            # union(a, b, cond ? {...} : {}) -> parse the object/identifier pieces
-            for match in re.finditer(r"\b[A-Za-z_]\w*\b", value.text):
-                if match.group(0) in fa.variables:
-                    collect(fa.variables[match.group(0)].value)
-            for obj in _object_literals(value.text):
-                settings.update(obj)
-
-    collect(config[0].value["properties"])
-    site_config = fa.resources_of_type("Microsoft.Web/sites")[0].value["properties"].get("siteConfig", {})
-    for item in site_config.get("appSettings", []) if isinstance(site_config, dict) else []:
-        if isinstance(item, dict) and "name" in item:
-            settings[item["name"]] = item.get("value")
-    return settings
-
-
-def _object_literals(expr_text: str) -> list[dict[str, Any]]:
-    """Objects written inline inside an expression, e.g. `empty(x) ? {} : { K: v }`."""
-    wrapper = parse_bicep("<expr>", f"var probe = {expr_text}\n")
-    found: list[dict[str, Any]] = []
-
-    def walk(node: Node) -> None:
-        if node.type == "object":
-            found.append(to_py(node))
-            return
-        for c in node.named_children:
-            walk(c)
-
-    walk(wrapper.variables["probe"].node)
-    return found
-
-
-def iso_duration_seconds(value: str) -> int:
-    match = re.fullmatch(r"P(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+)S)?)?", value)
-    if not match:
-        raise ValueError(f"not an ISO 8601 duration: {value!r}")
-    d, h, m, s = (int(g or 0) for g in match.groups())
-    return ((d * 24 + h) * 60 + m) * 60 + s
-
-
-# --------------------------------------------------------------------------
 # Rules
 # --------------------------------------------------------------------------
 def _has_filtered_loop(node: Node) -> bool:
@@ -375,7 +137,7 @@ def _has_filtered_loop(node: Node) -> bool:
 def violations_syntax(infra: Infra) -> list[str]:
     out = [f"{p}: tree-sitter syntax error" for p, f in infra.files.items() if f.has_error]
     for p, f in infra.files.items():
-        if _has_filtered_loop(_PARSER.parse(f.source.encode("utf-8")).root_node):
+        if _has_filtered_loop(PARSER.parse(f.source.encode("utf-8")).root_node):
             out.append(f"{p}: filtered for-loop (checkov's pycep parser cannot read it)")
         if re.search(r"'br[:/]", f.source):
             out.append(f"{p}: registry module reference (offline CI/checkov cannot see inside)")
@@ -618,7 +380,7 @@ def violations_outputs(infra: Infra) -> list[str]:
         secure = {n for n, p in f.params.items() if "@secure" in p.decorators}
         secure |= {n for n, v in f.variables.items() if any(re.search(rf"\b{s}\b", v.text) for s in secure)}
         for name, decl in f.outputs.items():
-            value = _text(decl.value_node) if decl.value_node is not None else ""
+            value = text_of(decl.value_node) if decl.value_node is not None else ""
             if SECRET_OUTPUT_PATTERN.search(value) or SECRET_OUTPUT_PATTERN.search(name):
                 out.append(f"{f.path}: output {name} exposes a secret ({value})")
             if any(re.search(rf"\b{s}\b", value) for s in secure):
