@@ -8,7 +8,7 @@ from typing import Any
 
 from tree_sitter import Node
 
-from devtools.bicep_model import BicepFile, Decl, Expr, parse_bicep, to_py
+from devtools.bicep_model import PARSER, BicepFile, Decl, Expr, named, parse_bicep, text_of, to_py
 
 REPO = Path(__file__).resolve().parents[2]
 INFRA = REPO / "infra"
@@ -22,7 +22,18 @@ RBAC = "modules/rbac.bicep"
 ACS = "modules/acs.bicep"
 ACS_EVENTS = "modules/acs-events.bicep"
 
-__all__ = ["BicepFile", "Decl", "Expr", "Infra", "app_settings", "iso_duration_seconds", "parse_bicep", "to_py"]
+__all__ = [
+    "BicepFile",
+    "Decl",
+    "Expr",
+    "Infra",
+    "app_settings",
+    "decorator_args",
+    "iso_duration_seconds",
+    "parse_bicep",
+    "role_guid",
+    "to_py",
+]
 
 
 class Infra:
@@ -102,3 +113,33 @@ def iso_duration_seconds(value: str) -> int:
         raise ValueError(f"not an ISO 8601 duration: {value!r}")
     d, h, m, s = (int(g or 0) for g in match.groups())
     return ((d * 24 + h) * 60 + m) * 60 + s
+
+
+def decorator_args(decl: Decl) -> dict[str, list[Any]]:
+    """Decorators of a declaration by name (``sys.`` prefix dropped) -> their literal arguments."""
+    tree = PARSER.parse(f"{decl.decorators}\nparam probe string\n".encode())
+    out: dict[str, list[Any]] = {}
+    for node in tree.root_node.named_children:
+        if node.type != "decorators":
+            continue
+        for decorator in named(node):
+            call = named(decorator)[0]
+            name = text_of(named(call)[0]).removeprefix("sys.")
+            out[name] = [to_py(arg) for arg in named(named(call)[-1])]
+    return out
+
+
+def role_guid(f: BicepFile, expr: Any) -> str | None:
+    """roleDefinitionId expression -> GUID (through `roles.x` / a var)."""
+    text = str(expr)
+    match = re.search(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", text)
+    if match:
+        return match.group(0)
+    ref = re.search(r",\s*([\w.]+)\s*\)\s*$", text)
+    if not ref:
+        return None
+    parts = ref.group(1).split(".")
+    value: Any = f.variables.get(parts[0]).value if parts[0] in f.variables else None
+    for part in parts[1:]:
+        value = value.get(part) if isinstance(value, dict) else None
+    return value if isinstance(value, str) else None

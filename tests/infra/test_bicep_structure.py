@@ -15,7 +15,6 @@ import json
 import re
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 from tree_sitter import Node
@@ -32,18 +31,19 @@ from tests.infra.infra_model import (
     REPO,
     SERVICEBUS,
     STORAGE,
-    BicepFile,
     Decl,
     Expr,
     Infra,
     app_settings,
     iso_duration_seconds,
+    role_guid,
 )
 
 # --------------------------------------------------------------------------
 # Expected contract
 # --------------------------------------------------------------------------
 ROLE_GUIDS = {
+    "090c5cfd-751d-490a-894a-3ce6f1109419": "Azure Service Bus Data Owner",
     "4f6d3b9b-027b-4f4c-9142-0e5a2a2247e0": "Azure Service Bus Data Receiver",
     "69a216fc-b8fb-44d8-bc22-1f3c2cd27a39": "Azure Service Bus Data Sender",
     "b7e6dc6d-f1e8-4753-8033-0f276bb0955b": "Storage Blob Data Owner",
@@ -51,16 +51,20 @@ ROLE_GUIDS = {
     "4633458b-17de-408a-b874-0445c86b69e6": "Key Vault Secrets User",
     "3913510d-42f4-4e42-8a64-420c390055eb": "Monitoring Metrics Publisher",
 }
-ACS_CONTRIBUTOR_GUID = "b24988ac-6180-42a0-ab88-20f7382dd24c"
+ACS_SERVICE_OWNER_GUID = "09976791-48a7-449e-bb21-39d1a415f350"  # Communication and Email Service Owner
+BLOB_DATA_CONTRIBUTOR_GUID = "ba92f5b4-2d11-453d-a403-e96b0029c9fe"  # the topic's dead-lettering
+ACS_ROLE_GUIDS = {ACS_SERVICE_OWNER_GUID, BLOB_DATA_CONTRIBUTOR_GUID}
 # role GUID -> resource type its assignment must be scoped to
 ROLE_SCOPES = {
-    "4f6d3b9b-027b-4f4c-9142-0e5a2a2247e0": "Microsoft.ServiceBus/namespaces",
-    "69a216fc-b8fb-44d8-bc22-1f3c2cd27a39": "Microsoft.ServiceBus/namespaces",
+    "090c5cfd-751d-490a-894a-3ce6f1109419": "Microsoft.ServiceBus/namespaces/queues",
+    "4f6d3b9b-027b-4f4c-9142-0e5a2a2247e0": "Microsoft.ServiceBus/namespaces/queues",
+    "69a216fc-b8fb-44d8-bc22-1f3c2cd27a39": "Microsoft.ServiceBus/namespaces/queues",
     "b7e6dc6d-f1e8-4753-8033-0f276bb0955b": "Microsoft.Storage/storageAccounts",
     "0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3": "Microsoft.Storage/storageAccounts",
     "4633458b-17de-408a-b874-0445c86b69e6": "Microsoft.KeyVault/vaults",
     "3913510d-42f4-4e42-8a64-420c390055eb": "Microsoft.Insights/components",
-    ACS_CONTRIBUTOR_GUID: "Microsoft.Communication/communicationServices",
+    ACS_SERVICE_OWNER_GUID: "Microsoft.Communication/communicationServices",
+    BLOB_DATA_CONTRIBUTOR_GUID: "Microsoft.Storage/storageAccounts/blobServices/containers",
 }
 
 APP_SETTINGS = {
@@ -249,8 +253,10 @@ def violations_app_settings(infra: Infra) -> list[str]:
     for param, expected in defaults.items():
         if main.param_default(param) != expected:
             out.append(f"main param {param} default must be {expected!r}")
-    if "'loopback'" not in main.params["channelProvider"].decorators:
-        out.append("channelProvider must allow twilio|acs|loopback")
+    for path in (MAIN, FUNCTIONAPP):
+        allowed = re.findall(r"'(\w+)'", infra[path].params["channelProvider"].decorators)
+        if sorted(allowed) != ["acs", "twilio"]:
+            out.append(f"{path}: channelProvider must allow exactly twilio|acs (loopback is a test double): {allowed}")
     return out
 
 
@@ -392,27 +398,11 @@ def violations_outputs(infra: Infra) -> list[str]:
     return out
 
 
-def _role_guid(f: BicepFile, expr: Any) -> str | None:
-    """roleDefinitionId expression -> GUID (through `roles.x` / a var)."""
-    text = str(expr)
-    match = re.search(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", text)
-    if match:
-        return match.group(0)
-    ref = re.search(r",\s*([\w.]+)\s*\)\s*$", text)
-    if not ref:
-        return None
-    parts = ref.group(1).split(".")
-    value: Any = f.variables.get(parts[0]).value if parts[0] in f.variables else None
-    for part in parts[1:]:
-        value = value.get(part) if isinstance(value, dict) else None
-    return value if isinstance(value, str) else None
-
-
 def violations_roles(infra: Infra) -> list[str]:
     out: list[str] = []
     guid_re = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.IGNORECASE)
     all_guids = {g.lower() for f in infra.files.values() for g in guid_re.findall(f.source)}
-    expected = set(ROLE_GUIDS) | {ACS_CONTRIBUTOR_GUID}
+    expected = set(ROLE_GUIDS) | ACS_ROLE_GUIDS
     if all_guids != expected:
         out.append(
             f"role GUIDs differ: unexpected {sorted(all_guids - expected)}, missing {sorted(expected - all_guids)}"
@@ -422,7 +412,7 @@ def violations_roles(infra: Infra) -> list[str]:
         if res.rtype != "Microsoft.Authorization/roleAssignments":
             continue
         props = res.value.get("properties", {})
-        guid = _role_guid(f, props.get("roleDefinitionId"))
+        guid = role_guid(f, props.get("roleDefinitionId"))
         scope = f.resources.get(str(res.value.get("scope")))
         if guid is None or scope is None:
             out.append(f"{f.path}: role assignment {res.name} has an unresolvable role or scope")
@@ -433,9 +423,9 @@ def violations_roles(infra: Infra) -> list[str]:
             out.append(f"{f.path}: role assignment {res.name} without principalId")
         assigned.setdefault(f.path, set()).add(guid)
     if assigned.get(RBAC) != set(ROLE_GUIDS):
-        out.append(f"rbac.bicep must assign exactly the six data roles, got {sorted(assigned.get(RBAC, set()))}")
-    if assigned.get(ACS) != {ACS_CONTRIBUTOR_GUID}:
-        out.append("acs.bicep must assign only Contributor on the ACS resource")
+        out.append(f"rbac.bicep must assign exactly the seven data roles, got {sorted(assigned.get(RBAC, set()))}")
+    if assigned.get(ACS) != ACS_ROLE_GUIDS:
+        out.append("acs.bicep must assign only the ACS service role and the dead-letter writer role")
     extra = set(assigned) - {RBAC, ACS}
     if extra:
         out.append(f"role assignments outside rbac.bicep/acs.bicep: {sorted(extra)}")
@@ -505,14 +495,9 @@ def violations_key_vault(infra: Infra) -> list[str]:
         if not s.value.get("properties", {}).get("contentType"):
             out.append(f"secret {s.name} must set contentType")
     main = infra[MAIN]
-    for p in ("generatedAcsEventGridSecret", "generatedRtjOutboundSecret"):
-        decl = main.params.get(p)
-        if decl is None or "@secure" not in decl.decorators or str(decl.value) != "newGuid()":
-            out.append(f"{p} must be a @secure param defaulting to newGuid()")
-    for p in ("twilioAuthToken", "acsEventGridSecret", "rtjOutboundSecret"):
-        decl = main.params.get(p)
-        if decl is None or "@secure" not in decl.decorators or decl.value != "":
-            out.append(f"{p} must be a @secure param defaulting to ''")
+    decl = main.params.get("twilioAuthToken")
+    if decl is None or "@secure" not in decl.decorators or decl.value != "":
+        out.append("twilioAuthToken must be a @secure param defaulting to ''")
     return out
 
 
@@ -555,8 +540,8 @@ def violations_acs(infra: Infra) -> list[str]:
     ]:
         out.append(f"event types must be SMSDeliveryReportReceived + SMSReceived, got {types}")
     url = props.get("destination", {}).get("properties", {}).get("endpointUrl", "")
-    if not re.fullmatch(r"https://\$\{functionHostName\}/api/callbacks/acs\?secret=\$\{webhookSecret\}", str(url)):
-        out.append(f"webhook URL must be https://<host>/api/callbacks/acs?secret=<secret>, got {url}")
+    if url != "https://${functionHostName}/api/callbacks/acs":
+        out.append(f"webhook URL must be https://<host>/api/callbacks/acs (no secret in the URL), got {url}")
     if "@secure" not in infra[ACS_EVENTS].params["webhookSecret"].decorators:
         out.append("webhookSecret must be @secure")
     endpoint = main.modules["functionApp"].value["params"].get("acsEndpoint")
@@ -614,11 +599,6 @@ RULES: dict[str, Callable[[Infra], list[str]]] = {
 }
 
 
-@pytest.fixture(scope="module")
-def infra() -> Infra:
-    return Infra.load()
-
-
 # --------------------------------------------------------------------------
 # The real tree satisfies every rule
 # --------------------------------------------------------------------------
@@ -660,9 +640,9 @@ MUTATIONS = [
     (
         "syntax",
         RBAC,
-        "resource sbReceiver",
+        "resource poisonReceiver",
         "resource sbReceiverList 'Microsoft.Authorization/roleAssignments@2022-04-01' = "
-        "[for x in [1]: if (true) {\n  name: 'x'\n}]\nresource sbReceiver",
+        "[for x in [1]: if (true) {\n  name: 'x'\n}]\nresource poisonReceiver",
     ),
     ("flex_plan", FUNCTIONAPP, "name: 'FC1'", "name: 'Y1'"),
     ("flex_plan", FUNCTIONAPP, "param pythonVersion string = '3.11'", "param pythonVersion string = '3.12'"),
@@ -730,7 +710,7 @@ MUTATIONS = [
         "outputs",
         MAIN,
         "output AZURE_LOCATION string = location",
-        "output AZURE_LOCATION string = location\noutput RTJ string = effectiveRtjOutboundSecret",
+        "output AZURE_LOCATION string = location\noutput RTJ string = rtjOutboundSecret",
     ),
     (
         "outputs",
@@ -745,6 +725,8 @@ MUTATIONS = [
         "serviceBusDataSender: '090c5cfd-751d-490a-894a-3ce6f1109419'",
     ),
     ("roles", RBAC, "scope: vault\n", "scope: storage\n"),
+    ("roles", RBAC, "scope: poisonQueue\n", "scope: serviceBus\n"),
+    ("roles", ACS, "RoleId = '09976791", "RoleId = 'b24988ac-6180-42a0-ab88-20f7382dd24c'//"),
     (
         "roles",
         MAIN,
@@ -754,16 +736,13 @@ MUTATIONS = [
     ("monitoring", MONITORING, "DisableLocalAuth: true", "DisableLocalAuth: false"),
     ("key_vault", KEYVAULT, "enablePurgeProtection: true", "enablePurgeProtection: false"),
     ("key_vault", KEYVAULT, "= if (!empty(twilioAuthToken)) {", "= {"),
-    (
-        "key_vault",
-        MAIN,
-        "param generatedRtjOutboundSecret string = newGuid()",
-        "param generatedRtjOutboundSecret string = 'hunter2'",
-    ),
+    ("key_vault", MAIN, "param twilioAuthToken string = ''", "param twilioAuthToken string = 'hunter2'"),
     ("acs", MAIN, "module acs 'modules/acs.bicep' = if (deployAcs) {", "module acs 'modules/acs.bicep' = {"),
     ("acs", MAIN, "if (deployAcs && deployAcsSubscription)", "if (deployAcs)"),
     ("acs", MAIN, "param deployAcs bool = false", "param deployAcs bool = true"),
     ("acs", ACS_EVENTS, "'Microsoft.Communication.SMSReceived'\n", ""),
+    ("acs", ACS_EVENTS, "/api/callbacks/acs'", "/api/callbacks/acs?secret=${webhookSecret}'"),
+    ("app_settings", MAIN, "  'acs'\n])", "  'acs'\n  'loopback'\n])"),
     ("azd", "main.parameters.json", "${AZURE_PRINCIPAL_ID}", "00000000-0000-0000-0000-000000000000"),
 ]
 
