@@ -99,13 +99,13 @@ class BicepTypeChecker:
             ctx.findings += self._check_resource(
                 bicep, symbol, nested_type, nested_body, nested_existing, nested_anchor
             )
+        self._check_bicep_keys(ctx, body, definition, type_api)
         if existing:
             for prop in body.named_children:
                 entry = property_key(prop) if prop.type == "object_property" else None
                 if entry and entry[0] not in EXISTING_KEYS:
                     ctx.add(prop, entry[0], "an `existing` resource may only set name, scope and parent")
             return ctx.findings
-        self._check_bicep_keys(ctx, body, definition, type_api)
         self._check(ctx, body, definition.body, "", top=True)
         return ctx.findings
 
@@ -172,9 +172,9 @@ class BicepTypeChecker:
             if var.value_node is not None:
                 inner = _Context(ctx.file, ctx.resource, ctx.findings, ctx.seen_vars | {var.name})
                 self._check(inner, var.value_node, tref, path)
-        elif kind in ("object", "array", "for_statement", "string", "number", "boolean", "null"):
+        elif kind in ("object", "array", "for_statement", "string", "number", "boolean"):
             self._check_literal(ctx, node, tref, path, top=top)
-        # any other expression: its value is only known at deployment
+        # null leaves an optional property unset; any other expression is only known at deployment
 
     def _check_literal(self, ctx: _Context, node: Node, tref: TypeRef, path: str, *, top: bool) -> None:
         kind = tref.kind
@@ -232,8 +232,6 @@ class BicepTypeChecker:
                     ctx.add(node, path, f"{number} is above the maximum {data['maxValue']}")
         elif kind == "BooleanType":
             self._expect(ctx, node, "boolean", path)
-        elif kind == "NullType":
-            self._expect(ctx, node, "null", path)
         else:
             ctx.add(node, path, f"cannot check a value against the type kind {kind}")
 

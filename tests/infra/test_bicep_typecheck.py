@@ -65,6 +65,12 @@ BROKEN_COPIES = [
         "parent: namespace",
         "needs a Microsoft.ServiceBus/namespaces/queues",
     ),
+    (
+        "modules/rbac.bicep",
+        "parent: serviceBus\n  name: poisonQueueName",
+        "parent: storage\n  name: poisonQueueName",
+        "needs a Microsoft.ServiceBus/namespaces",
+    ),
     ("modules/acs-events.bicep", "endpointType: 'WebHook'", "endpointType: 'Webhook'", "wrong casing of 'WebHook'"),
     ("modules/acs-events.bicep", "maxDeliveryAttempts: 30", "maxDeliveryAttempts: true", "expected a number"),
     (
