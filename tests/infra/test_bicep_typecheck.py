@@ -7,6 +7,8 @@ Reads the type definitions through devtools.reference_data (CHANNEL_BICEP_TYPES 
 
 from __future__ import annotations
 
+import gzip
+import json
 import shutil
 from pathlib import Path
 
@@ -120,11 +122,43 @@ def test_string_bounds_and_missing_required_property(library: TypeLibrary) -> No
     ]
 
 
-def test_type_published_upstream_but_absent_from_the_copy(library: TypeLibrary) -> None:
-    if library.upstream_file("Microsoft.KeyVault/vaults@2024-11-01") is None:
-        pytest.skip("no upstream index beside this copy of the type definitions")
-    findings = check_text(library, "resource kv 'Microsoft.KeyVault/vaults@2024-11-01' existing = {\n  name: 'kv'\n}\n")
-    assert len(findings) == 1 and "missing from the reference data" in findings[0].message
+def _synthetic_library(root: Path) -> TypeLibrary:
+    """A two-entry copy of the bicep-types layout plus an upstream index that knows one more API version."""
+    folder = root / "types" / "fake" / "microsoft.fake" / "2020-01-01"
+    folder.mkdir(parents=True)
+    types = [
+        {"$type": "StringType"},
+        {"$type": "ObjectType", "name": "things", "properties": {"name": {"type": {"$ref": "#/0"}, "flags": 9}}},
+        {"$type": "ResourceType", "name": "Microsoft.Fake/things@2020-01-01", "body": {"$ref": "#/1"}},
+    ]
+    (folder / "types.json").write_text(json.dumps(types))
+    index = {"files": {"fake/microsoft.fake/2020-01-01": ["Microsoft.Fake/things"]}}
+    index["files"]["fake/microsoft.fake/2021-01-01"] = ["Microsoft.Fake/things"]
+    with gzip.open(root / "upstream-index.json.gz", "wt", encoding="utf-8") as handle:
+        json.dump(index, handle)
+    return TypeLibrary(root / "types")
+
+
+def test_published_but_absent_from_the_copy_versus_never_published(tmp_path: Path) -> None:
+    library = _synthetic_library(tmp_path)
+    findings = check_text(
+        library,
+        "resource a 'Microsoft.Fake/things@2020-01-01' = {\n  name: 'a'\n}\n"
+        "resource b 'Microsoft.Fake/things@2021-01-01' = {\n  name: 'b'\n}\n"
+        "resource c 'Microsoft.Fake/things@2022-01-01' = {\n  name: 'c'\n}\n",
+    )
+    assert [(f.resource, f.message) for f in findings] == [
+        (
+            "b",
+            "Microsoft.Fake/things@2021-01-01 is published (bicep-types-az generated/fake/microsoft.fake/2021-01-01) "
+            f"but missing from the reference data at {tmp_path / 'types'}: add that types.json to the copy",
+        ),
+        (
+            "c",
+            "unknown resource type or API version Microsoft.Fake/things@2022-01-01 "
+            "(versions on file: 2020-01-01; published API versions: 2020-01-01, 2021-01-01)",
+        ),
+    ]
 
 
 def test_expressions_are_skipped_but_their_object_literals_are_checked(library: TypeLibrary) -> None:
