@@ -104,6 +104,16 @@ def properties_of(ref: TypeRef) -> dict[str, Property]:
     return out
 
 
+def variant_properties(ref: TypeRef) -> dict[str, Property]:
+    """Every property any variant of a DiscriminatedObjectType can have (base properties included)."""
+    merged = properties_of(ref)
+    for pointer in ref.data["elements"].values():
+        element = ref.ref(pointer)
+        if element is not None:
+            merged.update(properties_of(element))
+    return merged
+
+
 def split_type(type_api: str) -> tuple[str, str]:
     rtype, _, api = type_api.partition("@")
     return rtype, api

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import difflib
 import sys
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -31,6 +32,7 @@ from devtools.arm_types import (
     TypeRef,
     properties_of,
     split_type,
+    variant_properties,
 )
 from devtools.bicep_model import BicepFile, body_of, named, parse_bicep, property_key, string_literal, text_of
 
@@ -42,13 +44,13 @@ EXISTING_KEYS = {"name", "scope", "parent"}
 class Finding:
     path: str
     line: int
-    resource: str
-    where: str
+    symbol: str  # the resource or module declaration concerned
+    where: str  # property path, empty for the declaration itself
     message: str
 
     def __str__(self) -> str:
         where = f" {self.where}" if self.where else ""
-        return f"{self.path}:{self.line}: resource {self.resource}{where}: {self.message}"
+        return f"{self.path}:{self.line}: {self.symbol}{where}: {self.message}"
 
 
 @dataclass
@@ -63,6 +65,27 @@ class _Context:
 
     def scratch(self) -> _Context:
         return _Context(self.file, self.resource, [], self.seen_vars)
+
+
+def casing_of(name: str, known: Iterable[str]) -> str | None:
+    """The known name that differs from ``name`` only in casing, if any."""
+    return next((k for k in known if k.lower() == name.lower() and k != name), None)
+
+
+def unknown_key(name: str, known: Iterable[str]) -> str:
+    names = list(known)
+    right = casing_of(name, names)
+    if right is not None:
+        return f"wrong casing: the property is {right!r}"
+    close = difflib.get_close_matches(name, names, n=3)
+    return f"unknown property {name!r}" + (f"; did you mean {', '.join(map(repr, close))}?" if close else "")
+
+
+def not_allowed(value: str, allowed: Iterable[str]) -> str:
+    names = list(allowed)
+    right = casing_of(value, names)
+    suffix = f" (wrong casing of {right!r})" if right is not None else ""
+    return f"{value!r} is not an allowed value{suffix}; allowed: {', '.join(map(repr, names))}"
 
 
 def _article(noun: str) -> str:
@@ -253,11 +276,7 @@ class BicepTypeChecker:
             attempts.append(scratch.findings)
         allowed = [str(e.data["value"]) for e in elements if e.kind == "StringLiteralType"]
         if literal is not None and allowed:
-            hint = [a for a in allowed if a.lower() == literal.lower()]
-            suffix = f" (wrong casing of {hint[0]!r})" if hint else ""
-            ctx.add(
-                node, path, f"{literal!r} is not an allowed value{suffix}; allowed: {', '.join(map(repr, allowed))}"
-            )
+            ctx.add(node, path, not_allowed(literal, allowed))
         elif attempts:
             closest: list[Finding] = min(attempts, key=len)
             ctx.findings.extend(closest)
@@ -281,21 +300,11 @@ class BicepTypeChecker:
             )
             return
         if chosen is None:  # computed discriminator: keys must exist in some variant
-            merged: dict[str, Property] = dict(base)
-            for element in elements.values():
-                if element is not None:
-                    merged.update(properties_of(element))
-            self._check_object(ctx, node, merged, None, path, top, required=False)
+            self._check_object(ctx, node, variant_properties(tref), None, path, top, required=False)
             return
         element = elements.get(chosen)
         if element is None:
-            hint = [k for k in elements if k.lower() == chosen.lower()]
-            suffix = f" (wrong casing of {hint[0]!r})" if hint else ""
-            ctx.add(
-                value_node,
-                _join(path, discriminator),
-                f"{chosen!r} is not an allowed value{suffix}; allowed: {', '.join(map(repr, elements))}",
-            )
+            ctx.add(value_node, _join(path, discriminator), not_allowed(chosen, elements))
             return
         props = {**base, **properties_of(element)}
         self._check_object(ctx, node, props, element.ref(element.data.get("additionalProperties")), path, top)
@@ -323,15 +332,13 @@ class BicepTypeChecker:
                 continue
             spec = props.get(key)
             if spec is None and key.lower() in folded:
-                ctx.add(prop, where, f"wrong casing: the property is {folded[key.lower()]!r}")
+                ctx.add(prop, where, unknown_key(key, props))
                 spec = props[folded[key.lower()]]
             if spec is None:
                 if additional is not None:
                     self._check(ctx, value, additional, where)
                     continue
-                close = difflib.get_close_matches(key, list(props), n=3)
-                hint = f"; did you mean {', '.join(map(repr, close))}?" if close else ""
-                ctx.add(prop, where, f"unknown property {key!r}{hint}")
+                ctx.add(prop, where, unknown_key(key, props))
                 continue
             present.add(folded[key.lower()])
             if spec.has(READ_ONLY):
@@ -345,14 +352,18 @@ class BicepTypeChecker:
 
 
 def check_paths(paths: list[Path], root: Path, library: TypeLibrary) -> tuple[int, list[Finding]]:
+    """Type-check every resource in ``paths`` and what the files read from resources and modules."""
+    from devtools.bicep_references import ReferenceChecker
+
+    files = {
+        p.relative_to(root).as_posix(): parse_bicep(p.relative_to(root).as_posix(), p.read_text("utf-8")) for p in paths
+    }
     checker = BicepTypeChecker(library)
     findings: list[Finding] = []
-    resources = 0
-    for path in paths:
-        bicep = parse_bicep(path.relative_to(root).as_posix(), path.read_text(encoding="utf-8"))
-        resources += len(bicep.resources)
+    for bicep in files.values():
         findings += checker.check_file(bicep)
-    return resources, findings
+    findings += ReferenceChecker(files, library).check()
+    return sum(len(f.resources) for f in files.values()), findings
 
 
 def main(argv: list[str] | None = None) -> int:

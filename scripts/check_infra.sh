@@ -25,11 +25,13 @@
 #   4. `checkov --framework bicep --skip-download` reports 0 failed checks and
 #      0 parsing errors; every file it parsed is listed.
 #   5. every resource type@apiVersion, property path (exact casing), literal
-#      enum value, read-only and required property is checked against
+#      enum value, read-only and required property, and every property path
+#      read from a resource, is checked against
 #      Microsoft's ARM type definitions (Azure/bicep-types-az `generated/`),
 #      read in place from CHANNEL_BICEP_TYPES / CHANNEL_REFERENCE_DATA (default
 #      ../shared/reference-data beside the checkout): `python -m
-#      devtools.bicep_typecheck`, see docs/reference-data-bicep.md.
+#      devtools.bicep_typecheck`, see docs/reference-data-bicep.md. Module
+#      calls are checked against the module files (params, outputs).
 #
 # Env: PYTHON (tree-sitter interpreter, default python3), CHECKOV (default
 # checkov), CHECKOV_PYTHON (interpreter that can import checkov, default

@@ -17,6 +17,7 @@ import pytest
 from devtools import bicep_typecheck, reference_data
 from devtools.arm_types import TypeLibrary
 from devtools.bicep_model import parse_bicep
+from devtools.bicep_references import ReferenceChecker
 from devtools.bicep_typecheck import BicepTypeChecker, Finding, check_paths
 
 REPO = Path(__file__).resolve().parents[2]
@@ -90,6 +91,27 @@ BROKEN_COPIES = [
 ]
 
 
+# What the templates read from resources and how modules are called (devtools.bicep_references).
+BROKEN_COPIES += [
+    (
+        "modules/functionapp.bicep",
+        "storage.properties.primaryEndpoints.blob}",
+        "storage.properties.primaryendpoints.blob}",
+        "storage.properties.primaryendpoints: wrong casing: the property is 'primaryEndpoints'",
+    ),
+    ("modules/acs.bicep", "acs.properties.hostName", "acs.properties.hostNam", "unknown property 'hostNam'"),
+    ("modules/acs.bicep", "systemTopic.identity.principalId", "systemTopic.identity.objectId", "'objectId'"),
+    ("main.bicep", "identity.outputs.principalId", "identity.outputs.principalID", "wrong casing"),
+    (
+        "main.bicep",
+        "    dataverseSendRuleName: dataverseSendRuleName\n",
+        "    dataverseSendRulename: dataverseSendRuleName\n",
+        "has no parameter 'dataverseSendRulename'",
+    ),
+    ("main.bicep", "    stateTableName: stateTableName\n", "", "missing required parameter 'stateTableName'"),
+]
+
+
 @pytest.mark.parametrize(
     "path,old,new,expected", BROKEN_COPIES, ids=[f"{c[0]}-{i}" for i, c in enumerate(BROKEN_COPIES)]
 )
@@ -147,7 +169,7 @@ def test_published_but_absent_from_the_copy_versus_never_published(tmp_path: Pat
         "resource b 'Microsoft.Fake/things@2021-01-01' = {\n  name: 'b'\n}\n"
         "resource c 'Microsoft.Fake/things@2022-01-01' = {\n  name: 'c'\n}\n",
     )
-    assert [(f.resource, f.message) for f in findings] == [
+    assert [(f.symbol, f.message) for f in findings] == [
         (
             "b",
             "Microsoft.Fake/things@2021-01-01 is published (bicep-types-az generated/fake/microsoft.fake/2021-01-01) "
@@ -205,7 +227,7 @@ resource rules 'Microsoft.ServiceBus/namespaces/queues/authorizationRules@2024-0
   properties: { rights: [for r in ['Send', 'Lisen']: r] }
 }]
 """
-    messages = sorted(f"{f.resource} {f.where}: {f.message}" for f in check_text(library, source))
+    messages = sorted(f"{f.symbol} {f.where}: {f.message}" for f in check_text(library, source))
     assert messages == [
         "ns properties.lockDuraton: unknown property 'lockDuraton'; did you mean 'lockDuration'?",
         "queues properties.requiresSession: expected a boolean, got string \"'yes'\"",
@@ -228,7 +250,7 @@ resource diag 'Microsoft.Insights/diagnosticSettings@2021-05-01-preview' = {
   properties: { metrics: [{ category: 'Transaction', enabled: true }] }
 }
 """
-    messages = [f"{f.resource}: {f.message}" for f in check_text(library, source)]
+    messages = [f"{f.symbol}: {f.message}" for f in check_text(library, source)]
     assert (
         len(messages) == 1
         and messages[0].startswith("uami: ")
@@ -249,3 +271,21 @@ def test_cli_reports_and_exits(
     monkeypatch.setenv(reference_data.ENV_BICEP_TYPES, str(tmp_path / "absent"))
     assert bicep_typecheck.main([str(INFRA)]) == 2
     assert reference_data.ENV_BICEP_TYPES in capsys.readouterr().err
+
+
+def test_property_reads_stop_where_the_type_stops(library: TypeLibrary) -> None:
+    source = """
+resource st 'Microsoft.Storage/storageAccounts@2023-05-01' existing = {
+  name: 'stx'
+}
+output tag string = st.tags.anything
+output key string = st.listKeys().keys[0].value
+output maybe string = st.?properties.whatever
+output id string = st.id
+output blob string = st.properties.primaryEndpoints.blobb
+"""
+    files = {"probe.bicep": parse_bicep("probe.bicep", source)}
+    findings = ReferenceChecker(files, library).check()
+    assert [(f.line, f.where, f.message) for f in findings] == [
+        (9, "st.properties.primaryEndpoints.blobb", "unknown property 'blobb'; did you mean 'blob'?")
+    ]
