@@ -1,7 +1,7 @@
 // Dynamics 365 Marketing custom SMS channel runtime: Azure infrastructure.
 // Deployed by `azd up` / `azd provision` (subscription scope, creates the
 // resource group). Native resource declarations only (no registry modules) so
-// that the offline CI (tree-sitter + checkov) can see every resource.
+// that the offline CI (tree-sitter, checkov, the ARM type check) sees every resource.
 targetScope = 'subscription'
 
 // ---------------------------------------------------------------- azd inputs

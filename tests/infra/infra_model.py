@@ -50,6 +50,7 @@ class Infra:
             for p in sorted(INFRA.rglob("*"))
             if p.is_file() and p.suffix in (".bicep", ".json")
         }
+        texts["../azure.yaml"] = (REPO / "azure.yaml").read_text(encoding="utf-8")
         return cls(texts)
 
     def mutate(self, path: str, old: str, new: str, count: int = 1) -> Infra:

@@ -31,6 +31,7 @@ from tests.infra.infra_model import (
 )
 
 PARAMS_JSON = "main.parameters.json"
+AZURE_YAML = "../azure.yaml"
 GENERATED = {"acsEventGridSecret": "ACS_EVENTGRID_SECRET", "rtjOutboundSecret": "RTJ_OUTBOUND_SECRET"}
 PROMPTED = {"dataverseUrl": "DATAVERSE_URL", "messageBodyColumn": "MESSAGE_BODY_COLUMN"}
 AZD_GENERATE = {"azd": {"type": "generate", "config": {"length": 32, "noSpecial": True}}}
@@ -236,6 +237,8 @@ def violations_extra_app_settings(infra: Infra) -> list[str]:
     out += _mapped(infra, "extraAppSettings", "EXTRA_APP_SETTINGS")
     if infra[MAIN].modules["functionApp"].value["params"].get("extraAppSettings") != Expr("extraAppSettings"):
         out.append("main must pass extraAppSettings to the function app")
+    if not re.search(r"^requiredVersions:\n  azd: '>= 1\.23\.4'$", infra.texts[AZURE_YAML], re.MULTILINE):
+        out.append("azure.yaml must require azd >= 1.23.4 (JSON object parameters from the environment)")
     config = infra[FUNCTIONAPP].resources_of_type("Microsoft.Web/sites/config")[0]
     merged = str(config.value["properties"])
     if not re.fullmatch(r"union\(\s*extraAppSettings\s*,.*\)", merged, re.DOTALL):
@@ -310,6 +313,7 @@ MUTATIONS = [
     ("dead_letter", ACS, "  identity: {\n    type: 'SystemAssigned'\n  }\n", ""),
     ("extra_app_settings", FUNCTIONAPP, "union(extraAppSettings, coreSettings", "union(coreSettings, extraAppSettings"),
     ("extra_app_settings", MAIN, "    extraAppSettings: extraAppSettings\n", ""),
+    ("extra_app_settings", AZURE_YAML, "  azd: '>= 1.23.4'", "  azd: '>= 1.9.0'"),
     ("regions", MAIN, "  'westus3'\n", "  'westus3'\n  'eastus2euap'\n"),
     ("regions", MAIN, "    type: 'location'\n", "    type: 'resourceGroup'\n"),
 ]

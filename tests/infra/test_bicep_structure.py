@@ -567,7 +567,7 @@ def violations_azd(infra: Infra) -> list[str]:
         value = entry.get("value")
         if not (isinstance(value, str) and re.fullmatch(r"\$\{[A-Z0-9_]+(=[^}]*)?\}", value)):
             out.append(f"main.parameters.json: {name} must be an azd ${{VAR}} placeholder, got {value!r}")
-    azure_yaml = (REPO / "azure.yaml").read_text(encoding="utf-8")
+    azure_yaml = infra.texts["../azure.yaml"]
     services = re.findall(r"^  (\w[\w-]*):\s*$", azure_yaml.split("services:", 1)[-1], re.MULTILINE)
     if len(services) != 1:
         out.append(f"azure.yaml must declare exactly one service, got {services}")
