@@ -1,7 +1,7 @@
 // Dynamics 365 Marketing custom SMS channel runtime: Azure infrastructure.
 // Deployed by `azd up` / `azd provision` (subscription scope, creates the
 // resource group). Native resource declarations only (no registry modules) so
-// that the offline CI (tree-sitter + checkov) can see every resource.
+// that the offline CI (tree-sitter, checkov, the ARM type check) sees every resource.
 targetScope = 'subscription'
 
 // ---------------------------------------------------------------- azd inputs
@@ -10,8 +10,51 @@ targetScope = 'subscription'
 @description('azd environment name; used for the resource group and the resource-name token.')
 param environmentName string
 
+// Regions where Flex Consumption (FC1) is offered, so azd only offers those and a
+// typo fails before anything is created. Source: Microsoft's Flex samples
+// (Azure-Samples/functions-quickstart-python-http-azd infra/main.bicep, minus the
+// eastus2euap canary); the live list is `az functionapp list-flexconsumption-locations`.
+// Add a region here when Microsoft adds one (see docs/infra.md).
 @minLength(1)
-@description('Primary location for all resources.')
+@description('Primary location for all resources (a region that offers Flex Consumption).')
+@allowed([
+  'australiaeast'
+  'australiasoutheast'
+  'brazilsouth'
+  'canadacentral'
+  'centralindia'
+  'centralus'
+  'eastasia'
+  'eastus'
+  'eastus2'
+  'francecentral'
+  'germanywestcentral'
+  'italynorth'
+  'japaneast'
+  'koreacentral'
+  'northcentralus'
+  'northeurope'
+  'norwayeast'
+  'southafricanorth'
+  'southcentralus'
+  'southeastasia'
+  'southindia'
+  'spaincentral'
+  'swedencentral'
+  'uaenorth'
+  'uksouth'
+  'ukwest'
+  'westcentralus'
+  'westeurope'
+  'westus'
+  'westus2'
+  'westus3'
+])
+@metadata({
+  azd: {
+    type: 'location'
+  }
+})
 param location string
 
 @description('Optional resource group name (default rg-<environmentName>).')
@@ -41,18 +84,22 @@ param dataverseSecretName string = 'dataverse-servicebus-connection'
 param stateTableName string = 'channelstate'
 
 // ---------------------------------------------------------------- app config
-@description('Dataverse organisation URL, e.g. https://contoso.crm.dynamics.com (empty = setting omitted).')
-param dataverseUrl string = ''
+// Required, no default: azd prompts for them (and keeps the answer in the
+// environment) instead of deploying an app that fails on every message.
+@minLength(1)
+@description('Dataverse environment URL, e.g. https://contoso.crm.dynamics.com (app setting DATAVERSE_URL).')
+param dataverseUrl string
 
+// `loopback` is a local test double of the app, never a deployable provider.
 @allowed([
   'twilio'
   'acs'
-  'loopback'
 ])
 param channelProvider string = 'twilio'
 
-@description('Activity column that holds the message body (empty = setting omitted, app default applies).')
-param messageBodyColumn string = ''
+@minLength(1)
+@description('Logical name of the activity column that holds the message body (app setting MESSAGE_BODY_COLUMN).')
+param messageBodyColumn string
 param contactPhoneColumn string = 'mobilephone'
 param complianceColumn string = 'donotphone'
 
@@ -64,23 +111,38 @@ param twilioMessagingServiceSid string = ''
 @description('Twilio auth token. Empty = no secret written and TWILIO_AUTH_TOKEN omitted.')
 param twilioAuthToken string = ''
 
+// Generated once by azd (no default, so azd fills them in) and kept in the azd
+// environment: every later `azd provision` deploys the same value, so the RTJ
+// relay and the Event Grid subscription keep working. A value set with
+// `azd env set-secret ACS_EVENTGRID_SECRET` / `RTJ_OUTBOUND_SECRET` wins.
 @secure()
-@description('Pinned ACS Event Grid webhook secret. Empty = use generatedAcsEventGridSecret.')
-param acsEventGridSecret string = ''
+@metadata({
+  azd: {
+    type: 'generate'
+    config: {
+      length: 32
+      noSpecial: true
+    }
+  }
+})
+@description('Shared secret Event Grid sends in the X-Channel-Secret header (app setting ACS_EVENTGRID_SECRET).')
+param acsEventGridSecret string
 
 @secure()
-@description('Fallback for acsEventGridSecret: a new value on every deployment unless acsEventGridSecret is set.')
-//checkov:skip=CKV_AZURE_131:The default is newGuid(), evaluated per deployment: a generated value, not a hard-coded secret.
-param generatedAcsEventGridSecret string = newGuid()
+@metadata({
+  azd: {
+    type: 'generate'
+    config: {
+      length: 32
+      noSpecial: true
+    }
+  }
+})
+@description('Shared secret of the real-time journeys relay in secret mode (app setting RTJ_OUTBOUND_SECRET).')
+param rtjOutboundSecret string
 
-@secure()
-@description('Pinned real-time journeys outbound secret. Empty = use generatedRtjOutboundSecret.')
-param rtjOutboundSecret string = ''
-
-@secure()
-@description('Fallback for rtjOutboundSecret: a new value on every deployment unless rtjOutboundSecret is set.')
-//checkov:skip=CKV_AZURE_131:The default is newGuid(), evaluated per deployment: a generated value, not a hard-coded secret.
-param generatedRtjOutboundSecret string = newGuid()
+@description('More app settings, e.g. {"RTJ_AUTH_MODE": "entra"}: kept on every provision. Keys this template manages win.')
+param extraAppSettings object = {}
 
 // ---------------------------------------------------------------- ACS
 @description('Deploy Azure Communication Services + Event Grid system topic.')
@@ -114,14 +176,13 @@ var names = {
   acs: 'acs-${resourceToken}'
   acsTopic: 'evgt-acs-${resourceToken}'
   deploymentContainer: 'app-package-${resourceToken}'
+  deadLetterContainer: 'eventgrid-deadletter'
 }
 var secretNames = {
   twilioAuthToken: 'twilio-auth-token'
   acsEventGridSecret: 'acs-eventgrid-secret'
   rtjOutboundSecret: 'rtj-outbound-secret'
 }
-var effectiveAcsEventGridSecret = empty(acsEventGridSecret) ? generatedAcsEventGridSecret : acsEventGridSecret
-var effectiveRtjOutboundSecret = empty(rtjOutboundSecret) ? generatedRtjOutboundSecret : rtjOutboundSecret
 
 resource rg 'Microsoft.Resources/resourceGroups@2024-03-01' = {
   name: names.resourceGroup
@@ -158,7 +219,9 @@ module storage 'modules/storage.bicep' = {
     location: location
     tags: tags
     deploymentContainerName: names.deploymentContainer
+    deadLetterContainerName: names.deadLetterContainer
     stateTableName: stateTableName
+    logAnalyticsWorkspaceId: monitoring.outputs.logAnalyticsId
   }
 }
 
@@ -172,9 +235,10 @@ module keyVault 'modules/keyvault.bicep' = {
     twilioAuthTokenSecretName: secretNames.twilioAuthToken
     twilioAuthToken: twilioAuthToken
     acsEventGridSecretName: secretNames.acsEventGridSecret
-    acsEventGridSecret: effectiveAcsEventGridSecret
+    acsEventGridSecret: acsEventGridSecret
     rtjOutboundSecretName: secretNames.rtjOutboundSecret
-    rtjOutboundSecret: effectiveRtjOutboundSecret
+    rtjOutboundSecret: rtjOutboundSecret
+    logAnalyticsWorkspaceId: monitoring.outputs.logAnalyticsId
   }
 }
 
@@ -191,6 +255,7 @@ module serviceBus 'modules/servicebus.bicep' = {
     dataverseSendRuleName: dataverseSendRuleName
     keyVaultName: keyVault.outputs.name
     dataverseSecretName: dataverseSecretName
+    logAnalyticsWorkspaceId: monitoring.outputs.logAnalyticsId
   }
 }
 
@@ -201,6 +266,9 @@ module appRbac 'modules/rbac.bicep' = {
     principalId: identity.outputs.principalId
     principalType: 'ServicePrincipal'
     serviceBusNamespaceName: serviceBus.outputs.name
+    activityQueueName: serviceBus.outputs.activityQueueName
+    callbackQueueName: serviceBus.outputs.callbackQueueName
+    poisonQueueName: serviceBus.outputs.poisonQueueName
     storageAccountName: storage.outputs.name
     keyVaultName: keyVault.outputs.name
     appInsightsName: monitoring.outputs.appInsightsName
@@ -214,6 +282,9 @@ module userRbac 'modules/rbac.bicep' = if (!empty(principalId)) {
     principalId: principalId
     principalType: principalType
     serviceBusNamespaceName: serviceBus.outputs.name
+    activityQueueName: serviceBus.outputs.activityQueueName
+    callbackQueueName: serviceBus.outputs.callbackQueueName
+    poisonQueueName: serviceBus.outputs.poisonQueueName
     storageAccountName: storage.outputs.name
     keyVaultName: keyVault.outputs.name
     appInsightsName: monitoring.outputs.appInsightsName
@@ -229,6 +300,8 @@ module acs 'modules/acs.bicep' = if (deployAcs) {
     dataLocation: acsDataLocation
     systemTopicName: names.acsTopic
     senderPrincipalId: identity.outputs.principalId
+    storageAccountName: storage.outputs.name
+    deadLetterContainerName: storage.outputs.deadLetterContainerName
   }
 }
 
@@ -267,6 +340,7 @@ module functionApp 'modules/functionapp.bicep' = {
     acsEventGridSecretConfigured: true
     rtjOutboundSecretName: secretNames.rtjOutboundSecret
     rtjOutboundSecretConfigured: true
+    extraAppSettings: extraAppSettings
   }
   // Key Vault references and identity connections need the roles in place.
   dependsOn: [
@@ -280,7 +354,9 @@ module acsEvents 'modules/acs-events.bicep' = if (deployAcs && deployAcsSubscrip
   params: {
     systemTopicName: names.acsTopic
     functionHostName: functionApp.outputs.defaultHostName
-    webhookSecret: effectiveAcsEventGridSecret
+    webhookSecret: acsEventGridSecret
+    deadLetterStorageAccountId: storage.outputs.id
+    deadLetterContainerName: storage.outputs.deadLetterContainerName
   }
   dependsOn: [
     acs

@@ -24,6 +24,14 @@
 #   3. every `checkov:skip=` comment carries a written reason.
 #   4. `checkov --framework bicep --skip-download` reports 0 failed checks and
 #      0 parsing errors; every file it parsed is listed.
+#   5. every resource type@apiVersion, property path (exact casing), literal
+#      enum value, read-only and required property, and every property path
+#      read from a resource, is checked against
+#      Microsoft's ARM type definitions (Azure/bicep-types-az `generated/`),
+#      read in place from CHANNEL_BICEP_TYPES / CHANNEL_REFERENCE_DATA (default
+#      ../shared/reference-data beside the checkout): `python -m
+#      devtools.bicep_typecheck`, see docs/reference-data-bicep.md. Module
+#      calls are checked against the module files (params, outputs).
 #
 # Env: PYTHON (tree-sitter interpreter, default python3), CHECKOV (default
 # checkov), CHECKOV_PYTHON (interpreter that can import checkov, default
@@ -44,7 +52,7 @@ if [ "${#FILES[@]}" -eq 0 ]; then
 fi
 echo "== ${#FILES[@]} Bicep files under $INFRA_DIR"
 
-echo "== [1/4] tree-sitter-bicep syntax check"
+echo "== [1/5] tree-sitter-bicep syntax check"
 if ! "$PYTHON" - "${FILES[@]}" <<'PY'
 import sys
 import tree_sitter_bicep
@@ -77,7 +85,7 @@ sys.exit(1 if bad else 0)
 PY
 then fail=1; fi
 
-echo "== [2/4] checkov's Bicep parser (pycep) reads every file"
+echo "== [2/5] checkov's Bicep parser (pycep) reads every file"
 if ! "$CHECKOV_PYTHON" - "${FILES[@]}" <<'PY'
 import sys
 from pathlib import Path
@@ -105,7 +113,7 @@ sys.exit(1 if bad else 0)
 PY
 then fail=1; fi
 
-echo "== [3/4] every checkov skip is justified"
+echo "== [3/5] every checkov skip is justified"
 skip_total=$(grep -rhoE 'checkov:skip=[^[:space:]]*' "$INFRA_DIR" --include='*.bicep' | wc -l)
 unjustified=$(grep -rnE 'checkov:skip=' "$INFRA_DIR" --include='*.bicep' \
   | grep -vE '//[[:space:]]*checkov:skip=CKV2?_[A-Z]+_[0-9]+:[^[:space:]].{14,}' || true)
@@ -117,7 +125,7 @@ else
   echo "  ok   $skip_total inline skip comments, all with a reason"
 fi
 
-echo "== [4/4] checkov (bicep framework, offline)"
+echo "== [4/5] checkov (bicep framework, offline)"
 report="$(mktemp)"
 trap 'rm -f "$report"' EXIT
 set +e
@@ -172,9 +180,12 @@ sys.exit(0 if ok else 1)
 PY
 then fail=1; fi
 
+echo "== [5/5] ARM type definitions (offline type check)"
+if ! "$PYTHON" -m devtools.bicep_typecheck "$INFRA_DIR"; then fail=1; fi
+
 echo
 if [ "$fail" -ne 0 ]; then
   echo "check_infra: FAILED"
   exit 1
 fi
-echo "check_infra: OK (${#FILES[@]} files parsed by tree-sitter and pycep; checkov 0 failed)"
+echo "check_infra: OK (${#FILES[@]} files parsed by tree-sitter and pycep; checkov 0 failed; ARM type check 0 findings)"

@@ -15,10 +15,21 @@ param systemTopicName string
 @description('Principal (the app UAMI) that sends SMS through ACS with Entra ID.')
 param senderPrincipalId string
 
-// Built-in Contributor. Microsoft documents Contributor on the Communication
-// Services resource as the role an Entra identity needs to send SMS; ACS has
-// no narrower built-in data-plane role for SMS. Scoped to this one resource.
-var contributorRoleId = 'b24988ac-6180-42a0-ab88-20f7382dd24c'
+@description('Storage account holding the Event Grid dead-letter container.')
+param storageAccountName string
+
+@description('Container the system topic dead-letters undeliverable events into.')
+param deadLetterContainerName string
+
+// Built-in "Communication and Email Service Owner": the narrowest built-in role
+// that lets an Entra identity use ACS. ACS has no send-only data-plane role;
+// this one is limited to Microsoft.Communication actions, where Contributor
+// (used before) allowed every action on the resource. Scoped to this one
+// resource. See docs/infra.md "Permissions" for what was compared.
+var acsServiceOwnerRoleId = '09976791-48a7-449e-bb21-39d1a415f350'
+
+// Built-in "Storage Blob Data Contributor", for the topic's dead-lettering.
+var blobDataContributorRoleId = 'ba92f5b4-2d11-453d-a403-e96b0029c9fe'
 
 resource acs 'Microsoft.Communication/communicationServices@2023-04-01' = {
   name: name
@@ -29,10 +40,15 @@ resource acs 'Microsoft.Communication/communicationServices@2023-04-01' = {
   }
 }
 
+// System-assigned identity: Event Grid uses it to write dead-lettered events
+// into the storage account, whose shared-key access is disabled.
 resource systemTopic 'Microsoft.EventGrid/systemTopics@2022-06-15' = {
   name: systemTopicName
   location: 'global'
   tags: tags
+  identity: {
+    type: 'SystemAssigned'
+  }
   properties: {
     source: acs.id
     topicType: 'Microsoft.Communication.CommunicationServices'
@@ -40,11 +56,36 @@ resource systemTopic 'Microsoft.EventGrid/systemTopics@2022-06-15' = {
 }
 
 resource acsSender 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
-  name: guid(acs.id, senderPrincipalId, contributorRoleId)
+  name: guid(acs.id, senderPrincipalId, acsServiceOwnerRoleId)
   scope: acs
   properties: {
-    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', contributorRoleId)
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', acsServiceOwnerRoleId)
     principalId: senderPrincipalId
+    principalType: 'ServicePrincipal'
+  }
+}
+
+resource storage 'Microsoft.Storage/storageAccounts@2023-05-01' existing = {
+  name: storageAccountName
+}
+
+resource blobService 'Microsoft.Storage/storageAccounts/blobServices@2023-05-01' existing = {
+  parent: storage
+  name: 'default'
+}
+
+resource deadLetterContainer 'Microsoft.Storage/storageAccounts/blobServices/containers@2023-05-01' existing = {
+  parent: blobService
+  name: deadLetterContainerName
+}
+
+// Write access to the dead-letter container only, not the whole account.
+resource deadLetterWriter 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(deadLetterContainer.id, systemTopic.id, blobDataContributorRoleId)
+  scope: deadLetterContainer
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', blobDataContributorRoleId)
+    principalId: systemTopic.identity.principalId
     principalType: 'ServicePrincipal'
   }
 }

@@ -43,16 +43,17 @@ param instanceMemoryMB int = 2048
 param maximumInstanceCount int = 100
 
 // ---- application configuration (the app's public settings contract) ----
-param dataverseUrl string = ''
+@minLength(1)
+param dataverseUrl string
 
 @allowed([
   'twilio'
   'acs'
-  'loopback'
 ])
 param channelProvider string = 'twilio'
 
-param messageBodyColumn string = ''
+@minLength(1)
+param messageBodyColumn string
 param contactPhoneColumn string = 'mobilephone'
 param complianceColumn string = 'donotphone'
 param twilioAccountSid string = ''
@@ -70,6 +71,9 @@ param acsEventGridSecretName string
 param acsEventGridSecretConfigured bool = true
 param rtjOutboundSecretName string
 param rtjOutboundSecretConfigured bool = true
+
+@description('Operator-added app settings (main.bicep extraAppSettings); the settings below win on a clash.')
+param extraAppSettings object = {}
 
 resource storage 'Microsoft.Storage/storageAccounts@2023-05-01' existing = {
   name: storageAccountName
@@ -187,14 +191,14 @@ var coreSettings = {
   STATE_TABLE_NAME: stateTableName
   CHANNEL_PROVIDER: channelProvider
   CALLBACK_BASE_URL: callbackBaseUrl
+  DATAVERSE_URL: dataverseUrl
+  MESSAGE_BODY_COLUMN: messageBodyColumn
   CONTACT_PHONE_COLUMN: contactPhoneColumn
   COMPLIANCE_COLUMN: complianceColumn
 }
 
 // Optional plain settings: omitted when the parameter is empty.
 var optionalSettings = union(
-  empty(dataverseUrl) ? {} : { DATAVERSE_URL: dataverseUrl },
-  empty(messageBodyColumn) ? {} : { MESSAGE_BODY_COLUMN: messageBodyColumn },
   empty(twilioAccountSid) ? {} : { TWILIO_ACCOUNT_SID: twilioAccountSid },
   empty(twilioFrom) ? {} : { TWILIO_FROM: twilioFrom },
   empty(twilioMessagingServiceSid) ? {} : { TWILIO_MESSAGING_SERVICE_SID: twilioMessagingServiceSid },
@@ -224,7 +228,10 @@ resource appSettings 'Microsoft.Web/sites/config@2024-04-01' = {
   //checkov:skip=CKV_AZURE_88:Not applicable: Flex Consumption deploys from a blob container, no Azure Files mount is used.
   //checkov:skip=CKV_AZURE_222:Not applicable to 'appsettings'; see the justification on the site resource.
   name: 'appsettings'
-  properties: union(coreSettings, optionalSettings, secretSettings)
+  // extraAppSettings first: settings this template manages override a clashing
+  // key (change those through their parameter instead); everything else an
+  // operator adds there is written again on every provision, not wiped.
+  properties: union(extraAppSettings, coreSettings, optionalSettings, secretSettings)
 }
 
 output name string = site.name

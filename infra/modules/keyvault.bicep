@@ -28,6 +28,9 @@ param rtjOutboundSecretName string
 @secure()
 param rtjOutboundSecret string = ''
 
+@description('Log Analytics workspace that receives the vault audit log (every secret read and write).')
+param logAnalyticsWorkspaceId string
+
 resource vault 'Microsoft.KeyVault/vaults@2023-07-01' = {
   name: name
   location: location
@@ -52,6 +55,23 @@ resource vault 'Microsoft.KeyVault/vaults@2023-07-01' = {
       bypass: 'AzureServices'
       defaultAction: 'Allow'
     }
+  }
+}
+
+// Audit log (AuditEvent): who read or changed which secret, including the app's
+// Key Vault reference resolution. Key Vault offers the `audit` and `allLogs`
+// category groups; `audit` holds AuditEvent, the log that matters here.
+resource vaultDiagnostics 'Microsoft.Insights/diagnosticSettings@2021-05-01-preview' = {
+  name: 'audit-to-log-analytics'
+  scope: vault
+  properties: {
+    workspaceId: logAnalyticsWorkspaceId
+    logs: [
+      {
+        categoryGroup: 'audit'
+        enabled: true
+      }
+    ]
   }
 }
 

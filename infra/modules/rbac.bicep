@@ -12,12 +12,16 @@ param principalId string
 param principalType string = 'ServicePrincipal'
 
 param serviceBusNamespaceName string
+param activityQueueName string
+param callbackQueueName string
+param poisonQueueName string
 param storageAccountName string
 param keyVaultName string
 param appInsightsName string
 
 // Built-in role definition IDs (same in every tenant).
 var roles = {
+  serviceBusDataOwner: '090c5cfd-751d-490a-894a-3ce6f1109419'
   serviceBusDataReceiver: '4f6d3b9b-027b-4f4c-9142-0e5a2a2247e0'
   serviceBusDataSender: '69a216fc-b8fb-44d8-bc22-1f3c2cd27a39'
   storageBlobDataOwner: 'b7e6dc6d-f1e8-4753-8033-0f276bb0955b'
@@ -28,6 +32,21 @@ var roles = {
 
 resource serviceBus 'Microsoft.ServiceBus/namespaces@2024-01-01' existing = {
   name: serviceBusNamespaceName
+}
+
+resource activityQueue 'Microsoft.ServiceBus/namespaces/queues@2024-01-01' existing = {
+  parent: serviceBus
+  name: activityQueueName
+}
+
+resource callbackQueue 'Microsoft.ServiceBus/namespaces/queues@2024-01-01' existing = {
+  parent: serviceBus
+  name: callbackQueueName
+}
+
+resource poisonQueue 'Microsoft.ServiceBus/namespaces/queues@2024-01-01' existing = {
+  parent: serviceBus
+  name: poisonQueueName
 }
 
 resource storage 'Microsoft.Storage/storageAccounts@2023-05-01' existing = {
@@ -42,23 +61,50 @@ resource appInsights 'Microsoft.Insights/components@2020-02-02' existing = {
   name: appInsightsName
 }
 
-// Service Bus trigger (activity + callback queues).
-resource sbReceiver 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
-  name: guid(serviceBus.id, principalId, roles.serviceBusDataReceiver)
-  scope: serviceBus
+// Service Bus: every role is scoped to one of the app's queues, none to the
+// namespace (docs/infra.md "Permissions").
+// Trigger queues (activity, callback): Data Owner = receive, send (scheduled
+// retries go back to the queue they came from) and Manage. Manage is what the
+// Flex Consumption scale controller needs: target-based scaling reads the
+// queue's runtime properties (active message count), and without Manage the
+// Service Bus extension reports "Target scaler is not supported" and the app
+// scales on incremental polling instead.
+resource activityOwner 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(activityQueue.id, principalId, roles.serviceBusDataOwner)
+  scope: activityQueue
   properties: {
-    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.serviceBusDataReceiver)
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.serviceBusDataOwner)
     principalId: principalId
     principalType: principalType
   }
 }
 
-// Re-queue to the callback retry queue and move to the poison queue.
-resource sbSender 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
-  name: guid(serviceBus.id, principalId, roles.serviceBusDataSender)
-  scope: serviceBus
+resource callbackOwner 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(callbackQueue.id, principalId, roles.serviceBusDataOwner)
+  scope: callbackQueue
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.serviceBusDataOwner)
+    principalId: principalId
+    principalType: principalType
+  }
+}
+
+// Poison queue (no trigger): the app sends to it; `channel deadletter` reads it.
+resource poisonSender 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(poisonQueue.id, principalId, roles.serviceBusDataSender)
+  scope: poisonQueue
   properties: {
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.serviceBusDataSender)
+    principalId: principalId
+    principalType: principalType
+  }
+}
+
+resource poisonReceiver 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(poisonQueue.id, principalId, roles.serviceBusDataReceiver)
+  scope: poisonQueue
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', roles.serviceBusDataReceiver)
     principalId: principalId
     principalType: principalType
   }

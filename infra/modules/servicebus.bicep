@@ -19,6 +19,9 @@ param keyVaultName string
 @description('Key Vault secret that holds the Dataverse Send-only connection string.')
 param dataverseSecretName string
 
+@description('Log Analytics workspace that receives the namespace logs.')
+param logAnalyticsWorkspaceId string
+
 // Shared by the activity and callback queues. lockDuration PT5M (the maximum)
 // so one peek-lock covers a provider send plus the Dataverse write-back
 // without relying on lock renewal; 10 deliveries then the broker dead-letters.
@@ -90,6 +93,24 @@ resource dataverseSendRule 'Microsoft.ServiceBus/namespaces/queues/authorization
   properties: {
     rights: [
       'Send'
+    ]
+  }
+}
+
+// Service Bus offers the `audit` and `allLogs` category groups, but `audit` is
+// RuntimeAuditLogs, which only Premium namespaces emit: on Standard it would
+// stay empty. `allLogs` adds OperationalLogs (create/update/delete of the
+// namespace, queues and SAS rules: the management audit trail for Standard).
+resource namespaceDiagnostics 'Microsoft.Insights/diagnosticSettings@2021-05-01-preview' = {
+  name: 'logs-to-log-analytics'
+  scope: namespace
+  properties: {
+    workspaceId: logAnalyticsWorkspaceId
+    logs: [
+      {
+        categoryGroup: 'allLogs'
+        enabled: true
+      }
     ]
   }
 }

@@ -1,11 +1,18 @@
 // Storage account for the Functions host (AzureWebJobsStorage), the Flex
-// Consumption deployment package container and the channel state table.
-// Shared-key access is off: every client (host, app, azd deploy) uses Entra ID.
+// Consumption deployment package container, the channel state table and the
+// Event Grid dead-letter container. Shared-key access is off: every client
+// (host, app, azd deploy, Event Grid dead-lettering) uses Entra ID.
 param name string
 param location string
 param tags object = {}
 param deploymentContainerName string
 param stateTableName string
+
+@description('Container that receives ACS events Event Grid could not deliver (STOP replies must never be lost).')
+param deadLetterContainerName string
+
+@description('Log Analytics workspace that receives the blob and table audit logs.')
+param logAnalyticsWorkspaceId string
 
 resource storage 'Microsoft.Storage/storageAccounts@2023-05-01' = {
   name: name
@@ -77,9 +84,52 @@ resource deploymentContainer 'Microsoft.Storage/storageAccounts/blobServices/con
   }
 }
 
+// Event Grid writes undeliverable events here as blobs, with the system
+// topic's managed identity (Storage Blob Data Contributor on this container
+// only, granted in acs.bicep).
+resource deadLetterContainer 'Microsoft.Storage/storageAccounts/blobServices/containers@2023-05-01' = {
+  parent: blobService
+  name: deadLetterContainerName
+  properties: {
+    publicAccess: 'None'
+  }
+}
+
 resource tableService 'Microsoft.Storage/storageAccounts/tableServices@2023-05-01' = {
   parent: storage
   name: 'default'
+}
+
+// Storage resource logs live on the service sub-resources (the account itself
+// only has metrics). The `audit` group (writes and deletes, not every read)
+// keeps a record of who changed blobs and state rows without logging the
+// host's constant lease reads.
+resource blobDiagnostics 'Microsoft.Insights/diagnosticSettings@2021-05-01-preview' = {
+  name: 'audit-to-log-analytics'
+  scope: blobService
+  properties: {
+    workspaceId: logAnalyticsWorkspaceId
+    logs: [
+      {
+        categoryGroup: 'audit'
+        enabled: true
+      }
+    ]
+  }
+}
+
+resource tableDiagnostics 'Microsoft.Insights/diagnosticSettings@2021-05-01-preview' = {
+  name: 'audit-to-log-analytics'
+  scope: tableService
+  properties: {
+    workspaceId: logAnalyticsWorkspaceId
+    logs: [
+      {
+        categoryGroup: 'audit'
+        enabled: true
+      }
+    ]
+  }
 }
 
 resource stateTable 'Microsoft.Storage/storageAccounts/tableServices/tables@2023-05-01' = {
@@ -93,4 +143,5 @@ output blobEndpoint string = storage.properties.primaryEndpoints.blob
 output tableEndpoint string = storage.properties.primaryEndpoints.table
 output queueEndpoint string = storage.properties.primaryEndpoints.queue
 output deploymentContainerName string = deploymentContainer.name
+output deadLetterContainerName string = deadLetterContainer.name
 output stateTableName string = stateTable.name

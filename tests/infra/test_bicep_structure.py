@@ -14,32 +14,36 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import pytest
-import tree_sitter_bicep
-from tree_sitter import Language, Node, Parser
+from tree_sitter import Node
 
-REPO = Path(__file__).resolve().parents[2]
-INFRA = REPO / "infra"
-MAIN = "main.bicep"
-FUNCTIONAPP = "modules/functionapp.bicep"
-SERVICEBUS = "modules/servicebus.bicep"
-STORAGE = "modules/storage.bicep"
-KEYVAULT = "modules/keyvault.bicep"
-MONITORING = "modules/monitoring.bicep"
-RBAC = "modules/rbac.bicep"
-ACS = "modules/acs.bicep"
-ACS_EVENTS = "modules/acs-events.bicep"
-
-_PARSER = Parser(Language(tree_sitter_bicep.language()))
+from devtools.bicep_model import PARSER, text_of
+from tests.infra.infra_model import (
+    ACS,
+    ACS_EVENTS,
+    FUNCTIONAPP,
+    KEYVAULT,
+    MAIN,
+    MONITORING,
+    RBAC,
+    REPO,
+    SERVICEBUS,
+    STORAGE,
+    Decl,
+    Expr,
+    Infra,
+    app_settings,
+    iso_duration_seconds,
+    role_guid,
+)
 
 # --------------------------------------------------------------------------
 # Expected contract
 # --------------------------------------------------------------------------
 ROLE_GUIDS = {
+    "090c5cfd-751d-490a-894a-3ce6f1109419": "Azure Service Bus Data Owner",
     "4f6d3b9b-027b-4f4c-9142-0e5a2a2247e0": "Azure Service Bus Data Receiver",
     "69a216fc-b8fb-44d8-bc22-1f3c2cd27a39": "Azure Service Bus Data Sender",
     "b7e6dc6d-f1e8-4753-8033-0f276bb0955b": "Storage Blob Data Owner",
@@ -47,16 +51,20 @@ ROLE_GUIDS = {
     "4633458b-17de-408a-b874-0445c86b69e6": "Key Vault Secrets User",
     "3913510d-42f4-4e42-8a64-420c390055eb": "Monitoring Metrics Publisher",
 }
-ACS_CONTRIBUTOR_GUID = "b24988ac-6180-42a0-ab88-20f7382dd24c"
+ACS_SERVICE_OWNER_GUID = "09976791-48a7-449e-bb21-39d1a415f350"  # Communication and Email Service Owner
+BLOB_DATA_CONTRIBUTOR_GUID = "ba92f5b4-2d11-453d-a403-e96b0029c9fe"  # the topic's dead-lettering
+ACS_ROLE_GUIDS = {ACS_SERVICE_OWNER_GUID, BLOB_DATA_CONTRIBUTOR_GUID}
 # role GUID -> resource type its assignment must be scoped to
 ROLE_SCOPES = {
-    "4f6d3b9b-027b-4f4c-9142-0e5a2a2247e0": "Microsoft.ServiceBus/namespaces",
-    "69a216fc-b8fb-44d8-bc22-1f3c2cd27a39": "Microsoft.ServiceBus/namespaces",
+    "090c5cfd-751d-490a-894a-3ce6f1109419": "Microsoft.ServiceBus/namespaces/queues",
+    "4f6d3b9b-027b-4f4c-9142-0e5a2a2247e0": "Microsoft.ServiceBus/namespaces/queues",
+    "69a216fc-b8fb-44d8-bc22-1f3c2cd27a39": "Microsoft.ServiceBus/namespaces/queues",
     "b7e6dc6d-f1e8-4753-8033-0f276bb0955b": "Microsoft.Storage/storageAccounts",
     "0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3": "Microsoft.Storage/storageAccounts",
     "4633458b-17de-408a-b874-0445c86b69e6": "Microsoft.KeyVault/vaults",
     "3913510d-42f4-4e42-8a64-420c390055eb": "Microsoft.Insights/components",
-    ACS_CONTRIBUTOR_GUID: "Microsoft.Communication/communicationServices",
+    ACS_SERVICE_OWNER_GUID: "Microsoft.Communication/communicationServices",
+    BLOB_DATA_CONTRIBUTOR_GUID: "Microsoft.Storage/storageAccounts/blobServices/containers",
 }
 
 APP_SETTINGS = {
@@ -122,248 +130,6 @@ REQUIRED_OUTPUTS = {
 
 
 # --------------------------------------------------------------------------
-# A small Bicep model on top of tree-sitter
-# --------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Expr:
-    """A non-literal Bicep expression, kept as source text."""
-
-    text: str
-
-    def __str__(self) -> str:
-        return self.text
-
-
-def _text(node: Node) -> str:
-    return node.text.decode("utf-8")
-
-
-def _string_inner(node: Node) -> str:
-    """Raw content of a Bicep string literal, interpolations kept as ${...}."""
-    raw = _text(node)
-    if raw.startswith("'''"):
-        return raw[3:-3]
-    return raw[1:-1]
-
-
-def to_py(node: Node | None) -> Any:
-    if node is None:
-        return None
-    kind = node.type
-    if kind == "object":
-        out: dict[str, Any] = {}
-        for prop in node.named_children:
-            if prop.type != "object_property":
-                continue
-            named = [c for c in prop.named_children if c.type != "comment"]
-            key_node, value_node = named[0], named[-1]
-            key = _string_inner(key_node) if key_node.type == "string" else _text(key_node)
-            out[key] = to_py(value_node)
-        return out
-    if kind == "array":
-        return [to_py(c) for c in node.named_children if c.type != "comment"]
-    if kind == "string":
-        return _string_inner(node)
-    if kind == "number":
-        return int(_text(node))
-    if kind == "boolean":
-        return _text(node) == "true"
-    if kind == "null":
-        return None
-    return Expr(_text(node))
-
-
-@dataclass
-class Decl:
-    kind: str  # param | var | resource | module | output
-    name: str
-    node: Node
-    decorators: str = ""
-    type_text: str = ""  # resource/module: type@api or module path; param/output: type
-    existing: bool = False
-    condition: str | None = None  # text of `if (...)`
-    loop: bool = False
-    value_node: Node | None = None
-
-    @property
-    def value(self) -> Any:
-        return to_py(self.value_node)
-
-    @property
-    def text(self) -> str:
-        return _text(self.node)
-
-    @property
-    def rtype(self) -> str:
-        return self.type_text.split("@")[0]
-
-
-@dataclass
-class BicepFile:
-    path: str
-    source: str
-    has_error: bool
-    decls: list[Decl] = field(default_factory=list)
-
-    def of(self, kind: str) -> dict[str, Decl]:
-        return {d.name: d for d in self.decls if d.kind == kind}
-
-    @property
-    def params(self) -> dict[str, Decl]:
-        return self.of("param")
-
-    @property
-    def variables(self) -> dict[str, Decl]:
-        return self.of("var")
-
-    @property
-    def resources(self) -> dict[str, Decl]:
-        return self.of("resource")
-
-    @property
-    def modules(self) -> dict[str, Decl]:
-        return self.of("module")
-
-    @property
-    def outputs(self) -> dict[str, Decl]:
-        return self.of("output")
-
-    def resources_of_type(self, rtype: str, *, existing: bool = False) -> list[Decl]:
-        return [r for r in self.resources.values() if r.rtype == rtype and r.existing == existing]
-
-    def param_default(self, name: str) -> Any:
-        decl = self.params.get(name)
-        return decl.value if decl is not None else None
-
-    def resolve(self, value: Any) -> Any:
-        """Follow a bare variable reference one level (e.g. `properties: queueProps`)."""
-        if isinstance(value, Expr) and value.text in self.variables:
-            return self.variables[value.text].value
-        return value
-
-
-def parse_bicep(path: str, source: str) -> BicepFile:
-    tree = _PARSER.parse(source.encode("utf-8"))
-    result = BicepFile(path=path, source=source, has_error=tree.root_node.has_error)
-    pending_decorators = ""
-    kinds = {
-        "parameter_declaration": "param",
-        "variable_declaration": "var",
-        "resource_declaration": "resource",
-        "module_declaration": "module",
-        "output_declaration": "output",
-    }
-    for child in tree.root_node.named_children:
-        if child.type == "decorators":
-            pending_decorators = _text(child)
-            continue
-        if child.type not in kinds:
-            continue
-        kind = kinds[child.type]
-        named = [c for c in child.named_children if c.type != "comment"]
-        decl = Decl(kind=kind, name=_text(named[0]), node=child, decorators=pending_decorators)
-        pending_decorators = ""
-        rest = named[1:]
-        if kind in ("resource", "module"):
-            decl.type_text = _string_inner(rest[0])
-            decl.existing = any(c.type == "existing" for c in child.children)
-            body = rest[-1]
-            if body.type == "if_statement":
-                cond = [c for c in body.named_children if c.type == "parenthesized_expression"]
-                decl.condition = _text(cond[0])[1:-1].strip() if cond else ""
-                body = next(c for c in body.named_children if c.type == "object")
-            elif body.type == "for_statement":
-                decl.loop = True
-            decl.value_node = body
-        elif kind in ("param", "output"):
-            decl.type_text = _text(rest[0]) if rest else ""
-            decl.value_node = rest[1] if len(rest) > 1 else None
-        else:  # var
-            decl.value_node = rest[-1] if rest else None
-        result.decls.append(decl)
-    return result
-
-
-class Infra:
-    """Every infra file, parsed. ``texts`` can be mutated copies for negative tests."""
-
-    def __init__(self, texts: dict[str, str]):
-        self.texts = dict(texts)
-        self.files = {p: parse_bicep(p, t) for p, t in texts.items() if p.endswith(".bicep")}
-
-    @classmethod
-    def load(cls) -> Infra:
-        texts = {
-            str(p.relative_to(INFRA)): p.read_text(encoding="utf-8")
-            for p in sorted(INFRA.rglob("*"))
-            if p.is_file() and p.suffix in (".bicep", ".json")
-        }
-        return cls(texts)
-
-    def mutate(self, path: str, old: str, new: str, count: int = 1) -> Infra:
-        text = self.texts[path]
-        assert text.count(old) >= 1, f"mutation anchor not found in {path}: {old!r}"
-        return Infra({**self.texts, path: text.replace(old, new, count)})
-
-    def __getitem__(self, path: str) -> BicepFile:
-        return self.files[path]
-
-    def all_resources(self) -> list[tuple[BicepFile, Decl]]:
-        return [(f, r) for f in self.files.values() for r in f.resources.values()]
-
-
-def app_settings(infra: Infra) -> dict[str, Any]:
-    """All app settings the Function App can receive (union of every branch)."""
-    fa = infra[FUNCTIONAPP]
-    config = [r for r in fa.resources_of_type("Microsoft.Web/sites/config") if r.value.get("name") == "appsettings"]
-    assert len(config) == 1, "exactly one sites/config 'appsettings' resource expected"
-    settings: dict[str, Any] = {}
-
-    def collect(value: Any) -> None:
-        value = fa.resolve(value)
-        if isinstance(value, dict):
-            settings.update(value)
-        elif isinstance(value, Expr):
-            # union(a, b, cond ? {...} : {}) -> parse the object/identifier pieces
-            for match in re.finditer(r"\b[A-Za-z_]\w*\b", value.text):
-                if match.group(0) in fa.variables:
-                    collect(fa.variables[match.group(0)].value)
-            for obj in _object_literals(value.text):
-                settings.update(obj)
-
-    collect(config[0].value["properties"])
-    site_config = fa.resources_of_type("Microsoft.Web/sites")[0].value["properties"].get("siteConfig", {})
-    for item in site_config.get("appSettings", []) if isinstance(site_config, dict) else []:
-        if isinstance(item, dict) and "name" in item:
-            settings[item["name"]] = item.get("value")
-    return settings
-
-
-def _object_literals(expr_text: str) -> list[dict[str, Any]]:
-    """Objects written inline inside an expression, e.g. `empty(x) ? {} : { K: v }`."""
-    wrapper = parse_bicep("<expr>", f"var probe = {expr_text}\n")
-    found: list[dict[str, Any]] = []
-
-    def walk(node: Node) -> None:
-        if node.type == "object":
-            found.append(to_py(node))
-            return
-        for c in node.named_children:
-            walk(c)
-
-    walk(wrapper.variables["probe"].node)
-    return found
-
-
-def iso_duration_seconds(value: str) -> int:
-    match = re.fullmatch(r"P(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+)S)?)?", value)
-    if not match:
-        raise ValueError(f"not an ISO 8601 duration: {value!r}")
-    d, h, m, s = (int(g or 0) for g in match.groups())
-    return ((d * 24 + h) * 60 + m) * 60 + s
-
-
-# --------------------------------------------------------------------------
 # Rules
 # --------------------------------------------------------------------------
 def _has_filtered_loop(node: Node) -> bool:
@@ -375,7 +141,7 @@ def _has_filtered_loop(node: Node) -> bool:
 def violations_syntax(infra: Infra) -> list[str]:
     out = [f"{p}: tree-sitter syntax error" for p, f in infra.files.items() if f.has_error]
     for p, f in infra.files.items():
-        if _has_filtered_loop(_PARSER.parse(f.source.encode("utf-8")).root_node):
+        if _has_filtered_loop(PARSER.parse(f.source.encode("utf-8")).root_node):
             out.append(f"{p}: filtered for-loop (checkov's pycep parser cannot read it)")
         if re.search(r"'br[:/]", f.source):
             out.append(f"{p}: registry module reference (offline CI/checkov cannot see inside)")
@@ -487,8 +253,10 @@ def violations_app_settings(infra: Infra) -> list[str]:
     for param, expected in defaults.items():
         if main.param_default(param) != expected:
             out.append(f"main param {param} default must be {expected!r}")
-    if "'loopback'" not in main.params["channelProvider"].decorators:
-        out.append("channelProvider must allow twilio|acs|loopback")
+    for path in (MAIN, FUNCTIONAPP):
+        allowed = re.findall(r"'(\w+)'", infra[path].params["channelProvider"].decorators)
+        if sorted(allowed) != ["acs", "twilio"]:
+            out.append(f"{path}: channelProvider must allow exactly twilio|acs (loopback is a test double): {allowed}")
     return out
 
 
@@ -618,7 +386,7 @@ def violations_outputs(infra: Infra) -> list[str]:
         secure = {n for n, p in f.params.items() if "@secure" in p.decorators}
         secure |= {n for n, v in f.variables.items() if any(re.search(rf"\b{s}\b", v.text) for s in secure)}
         for name, decl in f.outputs.items():
-            value = _text(decl.value_node) if decl.value_node is not None else ""
+            value = text_of(decl.value_node) if decl.value_node is not None else ""
             if SECRET_OUTPUT_PATTERN.search(value) or SECRET_OUTPUT_PATTERN.search(name):
                 out.append(f"{f.path}: output {name} exposes a secret ({value})")
             if any(re.search(rf"\b{s}\b", value) for s in secure):
@@ -630,27 +398,11 @@ def violations_outputs(infra: Infra) -> list[str]:
     return out
 
 
-def _role_guid(f: BicepFile, expr: Any) -> str | None:
-    """roleDefinitionId expression -> GUID (through `roles.x` / a var)."""
-    text = str(expr)
-    match = re.search(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", text)
-    if match:
-        return match.group(0)
-    ref = re.search(r",\s*([\w.]+)\s*\)\s*$", text)
-    if not ref:
-        return None
-    parts = ref.group(1).split(".")
-    value: Any = f.variables.get(parts[0]).value if parts[0] in f.variables else None
-    for part in parts[1:]:
-        value = value.get(part) if isinstance(value, dict) else None
-    return value if isinstance(value, str) else None
-
-
 def violations_roles(infra: Infra) -> list[str]:
     out: list[str] = []
     guid_re = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}", re.IGNORECASE)
     all_guids = {g.lower() for f in infra.files.values() for g in guid_re.findall(f.source)}
-    expected = set(ROLE_GUIDS) | {ACS_CONTRIBUTOR_GUID}
+    expected = set(ROLE_GUIDS) | ACS_ROLE_GUIDS
     if all_guids != expected:
         out.append(
             f"role GUIDs differ: unexpected {sorted(all_guids - expected)}, missing {sorted(expected - all_guids)}"
@@ -660,7 +412,7 @@ def violations_roles(infra: Infra) -> list[str]:
         if res.rtype != "Microsoft.Authorization/roleAssignments":
             continue
         props = res.value.get("properties", {})
-        guid = _role_guid(f, props.get("roleDefinitionId"))
+        guid = role_guid(f, props.get("roleDefinitionId"))
         scope = f.resources.get(str(res.value.get("scope")))
         if guid is None or scope is None:
             out.append(f"{f.path}: role assignment {res.name} has an unresolvable role or scope")
@@ -671,9 +423,9 @@ def violations_roles(infra: Infra) -> list[str]:
             out.append(f"{f.path}: role assignment {res.name} without principalId")
         assigned.setdefault(f.path, set()).add(guid)
     if assigned.get(RBAC) != set(ROLE_GUIDS):
-        out.append(f"rbac.bicep must assign exactly the six data roles, got {sorted(assigned.get(RBAC, set()))}")
-    if assigned.get(ACS) != {ACS_CONTRIBUTOR_GUID}:
-        out.append("acs.bicep must assign only Contributor on the ACS resource")
+        out.append(f"rbac.bicep must assign exactly the seven data roles, got {sorted(assigned.get(RBAC, set()))}")
+    if assigned.get(ACS) != ACS_ROLE_GUIDS:
+        out.append("acs.bicep must assign only the ACS service role and the dead-letter writer role")
     extra = set(assigned) - {RBAC, ACS}
     if extra:
         out.append(f"role assignments outside rbac.bicep/acs.bicep: {sorted(extra)}")
@@ -743,14 +495,9 @@ def violations_key_vault(infra: Infra) -> list[str]:
         if not s.value.get("properties", {}).get("contentType"):
             out.append(f"secret {s.name} must set contentType")
     main = infra[MAIN]
-    for p in ("generatedAcsEventGridSecret", "generatedRtjOutboundSecret"):
-        decl = main.params.get(p)
-        if decl is None or "@secure" not in decl.decorators or str(decl.value) != "newGuid()":
-            out.append(f"{p} must be a @secure param defaulting to newGuid()")
-    for p in ("twilioAuthToken", "acsEventGridSecret", "rtjOutboundSecret"):
-        decl = main.params.get(p)
-        if decl is None or "@secure" not in decl.decorators or decl.value != "":
-            out.append(f"{p} must be a @secure param defaulting to ''")
+    decl = main.params.get("twilioAuthToken")
+    if decl is None or "@secure" not in decl.decorators or decl.value != "":
+        out.append("twilioAuthToken must be a @secure param defaulting to ''")
     return out
 
 
@@ -793,8 +540,8 @@ def violations_acs(infra: Infra) -> list[str]:
     ]:
         out.append(f"event types must be SMSDeliveryReportReceived + SMSReceived, got {types}")
     url = props.get("destination", {}).get("properties", {}).get("endpointUrl", "")
-    if not re.fullmatch(r"https://\$\{functionHostName\}/api/callbacks/acs\?secret=\$\{webhookSecret\}", str(url)):
-        out.append(f"webhook URL must be https://<host>/api/callbacks/acs?secret=<secret>, got {url}")
+    if url != "https://${functionHostName}/api/callbacks/acs":
+        out.append(f"webhook URL must be https://<host>/api/callbacks/acs (no secret in the URL), got {url}")
     if "@secure" not in infra[ACS_EVENTS].params["webhookSecret"].decorators:
         out.append("webhookSecret must be @secure")
     endpoint = main.modules["functionApp"].value["params"].get("acsEndpoint")
@@ -820,7 +567,7 @@ def violations_azd(infra: Infra) -> list[str]:
         value = entry.get("value")
         if not (isinstance(value, str) and re.fullmatch(r"\$\{[A-Z0-9_]+(=[^}]*)?\}", value)):
             out.append(f"main.parameters.json: {name} must be an azd ${{VAR}} placeholder, got {value!r}")
-    azure_yaml = (REPO / "azure.yaml").read_text(encoding="utf-8")
+    azure_yaml = infra.texts["../azure.yaml"]
     services = re.findall(r"^  (\w[\w-]*):\s*$", azure_yaml.split("services:", 1)[-1], re.MULTILINE)
     if len(services) != 1:
         out.append(f"azure.yaml must declare exactly one service, got {services}")
@@ -850,11 +597,6 @@ RULES: dict[str, Callable[[Infra], list[str]]] = {
     "acs": violations_acs,
     "azd": violations_azd,
 }
-
-
-@pytest.fixture(scope="module")
-def infra() -> Infra:
-    return Infra.load()
 
 
 # --------------------------------------------------------------------------
@@ -898,9 +640,9 @@ MUTATIONS = [
     (
         "syntax",
         RBAC,
-        "resource sbReceiver",
+        "resource poisonReceiver",
         "resource sbReceiverList 'Microsoft.Authorization/roleAssignments@2022-04-01' = "
-        "[for x in [1]: if (true) {\n  name: 'x'\n}]\nresource sbReceiver",
+        "[for x in [1]: if (true) {\n  name: 'x'\n}]\nresource poisonReceiver",
     ),
     ("flex_plan", FUNCTIONAPP, "name: 'FC1'", "name: 'Y1'"),
     ("flex_plan", FUNCTIONAPP, "param pythonVersion string = '3.11'", "param pythonVersion string = '3.12'"),
@@ -968,7 +710,7 @@ MUTATIONS = [
         "outputs",
         MAIN,
         "output AZURE_LOCATION string = location",
-        "output AZURE_LOCATION string = location\noutput RTJ string = effectiveRtjOutboundSecret",
+        "output AZURE_LOCATION string = location\noutput RTJ string = rtjOutboundSecret",
     ),
     (
         "outputs",
@@ -983,6 +725,8 @@ MUTATIONS = [
         "serviceBusDataSender: '090c5cfd-751d-490a-894a-3ce6f1109419'",
     ),
     ("roles", RBAC, "scope: vault\n", "scope: storage\n"),
+    ("roles", RBAC, "scope: poisonQueue\n", "scope: serviceBus\n"),
+    ("roles", ACS, "RoleId = '09976791", "RoleId = 'b24988ac-6180-42a0-ab88-20f7382dd24c'//"),
     (
         "roles",
         MAIN,
@@ -992,16 +736,13 @@ MUTATIONS = [
     ("monitoring", MONITORING, "DisableLocalAuth: true", "DisableLocalAuth: false"),
     ("key_vault", KEYVAULT, "enablePurgeProtection: true", "enablePurgeProtection: false"),
     ("key_vault", KEYVAULT, "= if (!empty(twilioAuthToken)) {", "= {"),
-    (
-        "key_vault",
-        MAIN,
-        "param generatedRtjOutboundSecret string = newGuid()",
-        "param generatedRtjOutboundSecret string = 'hunter2'",
-    ),
+    ("key_vault", MAIN, "param twilioAuthToken string = ''", "param twilioAuthToken string = 'hunter2'"),
     ("acs", MAIN, "module acs 'modules/acs.bicep' = if (deployAcs) {", "module acs 'modules/acs.bicep' = {"),
     ("acs", MAIN, "if (deployAcs && deployAcsSubscription)", "if (deployAcs)"),
     ("acs", MAIN, "param deployAcs bool = false", "param deployAcs bool = true"),
     ("acs", ACS_EVENTS, "'Microsoft.Communication.SMSReceived'\n", ""),
+    ("acs", ACS_EVENTS, "/api/callbacks/acs'", "/api/callbacks/acs?secret=${webhookSecret}'"),
+    ("app_settings", MAIN, "  'acs'\n])", "  'acs'\n  'loopback'\n])"),
     ("azd", "main.parameters.json", "${AZURE_PRINCIPAL_ID}", "00000000-0000-0000-0000-000000000000"),
 ]
 
