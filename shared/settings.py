@@ -203,7 +203,7 @@ class Settings(BaseSettings):
     @field_validator("rtj_token_authority")
     @classmethod
     def _check_authority(cls, value: str) -> str:
-        return _https_or_loopback(value, "RTJ_TOKEN_AUTHORITY")
+        return _https_or_loopback(value or "https://login.microsoftonline.com", "RTJ_TOKEN_AUTHORITY")
 
     @field_validator("dataverse_url")
     @classmethod

@@ -234,3 +234,7 @@ def test_invalid_values_fail_at_start_up_naming_the_setting(env: dict[str, str],
 
     with pytest.raises(ConfigurationError, match=named):
         load_settings({**BASE, **env})
+
+
+def test_a_blank_authority_means_the_public_cloud() -> None:
+    assert load_settings({**BASE, "RTJ_TOKEN_AUTHORITY": ""}).rtj_token_authority == "https://login.microsoftonline.com"
