@@ -135,8 +135,8 @@ class TenantSigningKeys:
                 continue
             try:
                 keys[entry["kid"]] = jwt.PyJWK(entry, algorithm=ACCEPTED_ALGORITHM)
-            except jwt.PyJWKError:
-                continue
+            except (jwt.PyJWKError, jwt.InvalidKeyError, ValueError, TypeError, KeyError):
+                continue  # one malformed entry must not take the others down
         if not keys:
             raise SigningKeysUnavailable("the JWKS document has no RSA signing keys")
         return keys

@@ -238,3 +238,16 @@ def test_invalid_values_fail_at_start_up_naming_the_setting(env: dict[str, str],
 
 def test_a_blank_authority_means_the_public_cloud() -> None:
     assert load_settings({**BASE, "RTJ_TOKEN_AUTHORITY": ""}).rtj_token_authority == "https://login.microsoftonline.com"
+
+
+def test_a_malformed_key_entry_does_not_hide_the_good_ones(tenant: LoopbackTenant, clock: FakeClock) -> None:
+    from shared.adapters.entra_auth import TenantSigningKeys
+
+    document = {
+        "keys": [
+            {"kty": "RSA", "kid": "broken", "e": "AQAB"},  # no modulus
+            {"kty": "EC", "kid": "ec", "crv": "P-256", "x": "x", "y": "y"},
+            tenant.key.jwk(),
+        ]
+    }
+    assert set(TenantSigningKeys._parse(document)) == {tenant.key.kid}
