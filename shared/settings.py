@@ -193,6 +193,14 @@ class Settings(BaseSettings):
         """App Service leaves ``@Microsoft.KeyVault(...)`` in a setting it could not resolve: never use it."""
         return drop_unresolved_references(data) if isinstance(data, dict) else data
 
+    @field_validator("rtj_auth_mode", mode="before")
+    @classmethod
+    def _auth_mode(cls, value: object) -> object:
+        """Blank means the default (entra); case and spaces are forgiven. Anything else fails at start-up."""
+        if isinstance(value, str):
+            return value.strip().lower() or "entra"
+        return value
+
     @field_validator("rtj_token_tenant_id", "rtj_token_client_id")
     @classmethod
     def _check_guid(cls, value: str | None) -> str | None:

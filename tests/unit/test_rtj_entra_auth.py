@@ -251,3 +251,10 @@ def test_a_malformed_key_entry_does_not_hide_the_good_ones(tenant: LoopbackTenan
         ]
     }
     assert set(TenantSigningKeys._parse(document)) == {tenant.key.kid}
+
+
+@pytest.mark.parametrize(
+    ("given", "mode"), [("", "entra"), ("  ", "entra"), ("Secret", "secret"), (" ENTRA ", "entra")]
+)
+def test_auth_mode_blank_is_the_default_and_case_is_forgiven(given: str, mode: str) -> None:
+    assert load_settings({**BASE, "RTJ_AUTH_MODE": given}).rtj_auth_mode == mode
