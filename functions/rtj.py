@@ -1,7 +1,7 @@
 """HTTP trigger for real-time journeys: ``POST /api/rtj/outbound``, called by the relay plug-in.
 
-Anonymous at the Functions level: the request must carry ``X-Channel-Secret`` (RTJ_OUTBOUND_SECRET), checked in
-constant time by the service before the body is read.
+Anonymous at the Functions level: the request must carry the relay's Entra ID token (RTJ_AUTH_MODE=entra) or
+``X-Channel-Secret`` (RTJ_AUTH_MODE=secret), checked by the use case's authorizer before the body is read.
 """
 
 from __future__ import annotations

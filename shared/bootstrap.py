@@ -15,7 +15,8 @@ import requests
 
 from shared.adapters.dataverse import DataverseClient
 from shared.adapters.pacing import Pacer, RateLimitedProvider, RateLimiter
-from shared.adapters.rtj_auth import SecretAuthorizer
+from shared.adapters.rtj_auth import build_authorizer
+from shared.adapters.secret_gate import UnavailableQueue, gate
 from shared.adapters.tokens import StaticToken, TokenProvider, default_credential
 from shared.ports import KeyValueStore, Provider, QueuePublisher
 from shared.repository import RtjRepository, StateRepository
@@ -63,6 +64,11 @@ def channel_config(settings: Settings) -> ChannelConfig:
 
 
 def build_provider(settings: Settings, session: requests.Session, credential: Any = None) -> Provider:
+    """The configured provider (behind a :class:`SecretGate` when its secret is an unresolved Key Vault reference)."""
+    return gate(_provider(settings, session, credential), settings.unresolved_secrets)
+
+
+def _provider(settings: Settings, session: requests.Session, credential: Any = None) -> Provider:
     """The configured provider. ``credential`` is the app's token credential (ACS without an access key)."""
     callback_url = settings.callback_url(settings.channel_provider)
     if settings.channel_provider == "twilio":
@@ -70,7 +76,7 @@ def build_provider(settings: Settings, session: requests.Session, credential: An
 
         return TwilioProvider(
             account_sid=str(settings.twilio_account_sid),
-            auth_token=str(settings.twilio_auth_token),
+            auth_token=settings.twilio_auth_token or "",
             sender=settings.twilio_from,
             messaging_service_sid=settings.twilio_messaging_service_sid,
             api_base_url=settings.twilio_api_base_url,
@@ -83,7 +89,7 @@ def build_provider(settings: Settings, session: requests.Session, credential: An
 
         return LoopbackProvider(
             base_url=str(settings.loopback_provider_url),
-            key=str(settings.loopback_signing_key),
+            key=settings.loopback_signing_key or "",
             callback_url=callback_url,
             session=session,
             timeout=settings.provider_timeout_seconds,
@@ -96,7 +102,7 @@ def build_provider(settings: Settings, session: requests.Session, credential: An
         return AcsProvider(
             endpoint=str(settings.acs_endpoint),
             sender=str(settings.acs_from),
-            eventgrid_secret=str(settings.acs_eventgrid_secret),
+            eventgrid_secret=settings.acs_eventgrid_secret or "",
             access_key=settings.acs_access_key,
             credential=None if settings.acs_access_key else credential,
             session=session,
@@ -147,6 +153,8 @@ def build_service(
             account_name=settings.storage_account_name,
             credential=storage_credential,
         )
+    if queue is None and settings.is_unresolved("ServiceBusConnection") and not settings.service_bus_namespace:
+        queue = UnavailableQueue("ServiceBusConnection")
     if queue is None:
         from shared.adapters.servicebus import ServiceBusPublisher
 
@@ -172,7 +180,7 @@ def build_service(
         provider,
         RtjRepository(store, clock.now),
         clock,
-        SecretAuthorizer(settings.rtj_outbound_secret),
+        build_authorizer(settings, session),
     )
     return ChannelService(
         channel_config(settings),

@@ -17,6 +17,8 @@ from urllib.parse import urlsplit
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from shared.secret_settings import UNRESOLVED_FIELD, drop_unresolved_references
+
 ProviderName = Literal["twilio", "acs", "loopback"]
 
 _LOGICAL_NAME = re.compile(r"^[a-z][a-z0-9_]{0,127}$")
@@ -27,6 +29,9 @@ _TWILIO_SERVICE_SID = re.compile(r"^MG[0-9a-fA-F]{32}$")
 _E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")
 _ALPHANUMERIC_SENDER = re.compile(r"^(?=.*[A-Za-z])[A-Za-z0-9 ]{1,11}$")
 _URL_SAFE_SECRET = re.compile(r"^[A-Za-z0-9\-_.~]+$")
+_GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+MIN_RTJ_SECRET_LENGTH = 24
+RTJ_ENTRA_SETTINGS = ("RTJ_TOKEN_AUDIENCE", "RTJ_TOKEN_TENANT_ID", "RTJ_TOKEN_CLIENT_ID")
 MIN_EVENTGRID_SECRET_LENGTH = 24
 
 DEFAULT_OPT_OUT_KEYWORDS = ("stop", "stopall", "unsubscribe", "cancel", "end", "quit")
@@ -122,7 +127,18 @@ class Settings(BaseSettings):
     acs_eventgrid_secret: str | None = Field(default=None, validation_alias="ACS_EVENTGRID_SECRET", repr=False)
 
     # --- Real-time journeys (successor contract) ----------------------------------------------------
+    rtj_auth_mode: Literal["entra", "secret"] = Field(default="entra", validation_alias="RTJ_AUTH_MODE")
     rtj_outbound_secret: str | None = Field(default=None, validation_alias="RTJ_OUTBOUND_SECRET", repr=False)
+    rtj_token_audience: str | None = Field(default=None, validation_alias="RTJ_TOKEN_AUDIENCE")
+    rtj_token_tenant_id: str | None = Field(default=None, validation_alias="RTJ_TOKEN_TENANT_ID")
+    rtj_token_client_id: str | None = Field(default=None, validation_alias="RTJ_TOKEN_CLIENT_ID")
+    rtj_token_authority: str = Field(
+        default="https://login.microsoftonline.com", validation_alias="RTJ_TOKEN_AUTHORITY"
+    )
+
+    # Secret settings that still held an unresolved ``@Microsoft.KeyVault(...)`` reference (treated as unset; the
+    # endpoints that need them answer 503). Filled by the before-validator below, never from the environment.
+    unresolved_secrets: tuple[str, ...] = Field(default=(), validation_alias=UNRESOLVED_FIELD, exclude=True)
 
     provider_timeout_seconds: float = Field(default=10.0, gt=0, le=60, validation_alias="PROVIDER_TIMEOUT_SECONDS")
 
@@ -159,6 +175,10 @@ class Settings(BaseSettings):
         "acs_from",
         "acs_access_key",
         "acs_eventgrid_secret",
+        "rtj_outbound_secret",
+        "rtj_token_audience",
+        "rtj_token_tenant_id",
+        "rtj_token_client_id",
         mode="before",
     )
     @classmethod
@@ -166,6 +186,32 @@ class Settings(BaseSettings):
         if isinstance(value, str) and not value.strip():
             return None
         return value.strip() if isinstance(value, str) else value
+
+    @model_validator(mode="before")
+    @classmethod
+    def _unresolved_key_vault_references(cls, data: object) -> object:
+        """App Service leaves ``@Microsoft.KeyVault(...)`` in a setting it could not resolve: never use it."""
+        return drop_unresolved_references(data) if isinstance(data, dict) else data
+
+    @field_validator("rtj_auth_mode", mode="before")
+    @classmethod
+    def _auth_mode(cls, value: object) -> object:
+        """Blank means the default (entra); case and spaces are forgiven. Anything else fails at start-up."""
+        if isinstance(value, str):
+            return value.strip().lower() or "entra"
+        return value
+
+    @field_validator("rtj_token_tenant_id", "rtj_token_client_id")
+    @classmethod
+    def _check_guid(cls, value: str | None) -> str | None:
+        if value is not None and not _GUID.match(value):
+            raise ValueError("must be a GUID (the directory / application (client) id from Entra ID)")
+        return None if value is None else value.lower()
+
+    @field_validator("rtj_token_authority")
+    @classmethod
+    def _check_authority(cls, value: str) -> str:
+        return _https_or_loopback(value or "https://login.microsoftonline.com", "RTJ_TOKEN_AUTHORITY")
 
     @field_validator("dataverse_url")
     @classmethod
@@ -236,12 +282,21 @@ class Settings(BaseSettings):
         errors: list[str] = []
         if self.dataverse_static_token and not is_loopback_host(urlsplit(self.dataverse_url).hostname):
             errors.append("DATAVERSE_STATIC_TOKEN: only allowed with a loopback DATAVERSE_URL (local emulators)")
-        if not (self.service_bus_connection or self.service_bus_namespace):
+        service_bus = self.service_bus_connection or self.service_bus_namespace
+        if not (service_bus or self.is_unresolved("ServiceBusConnection")):
             errors.append(
                 "ServiceBusConnection: set a connection string, or "
                 "ServiceBusConnection__fullyQualifiedNamespace for an identity-based connection"
             )
-        if not (self.storage_connection or self.storage_table_service_uri or self.storage_account_name):
+        if self.is_unresolved("AzureWebJobsStorage") and not (
+            self.storage_table_service_uri or self.storage_account_name
+        ):
+            errors.append(
+                "AzureWebJobsStorage: holds an unresolved Key Vault reference (the Functions host cannot start "
+                "without it either): grant the app's identity Key Vault Secrets User, or use an identity-based "
+                "connection (AzureWebJobsStorage__accountName)"
+            )
+        elif not (self.storage_connection or self.storage_table_service_uri or self.storage_account_name):
             errors.append(
                 "AzureWebJobsStorage: set a connection string, or AzureWebJobsStorage__tableServiceUri / "
                 "AzureWebJobsStorage__accountName for an identity-based connection"
@@ -251,12 +306,14 @@ class Settings(BaseSettings):
         if self.channel_provider == "loopback":
             if not self.loopback_provider_url:
                 errors.append("LOOPBACK_PROVIDER_URL: required when CHANNEL_PROVIDER=loopback")
-            if not self.loopback_signing_key:
+            if not (self.loopback_signing_key or self.is_unresolved("LOOPBACK_SIGNING_KEY")):
                 errors.append("LOOPBACK_SIGNING_KEY: required when CHANNEL_PROVIDER=loopback")
         if self.channel_provider == "acs":
             errors.extend(self._acs_errors())
-        if self.rtj_outbound_secret is not None and len(self.rtj_outbound_secret) < 24:
-            errors.append("RTJ_OUTBOUND_SECRET: must be at least 24 characters (a generated random value)")
+        if self.rtj_outbound_secret is not None and len(self.rtj_outbound_secret) < MIN_RTJ_SECRET_LENGTH:
+            errors.append(
+                f"RTJ_OUTBOUND_SECRET: must be at least {MIN_RTJ_SECRET_LENGTH} characters (a generated random value)"
+            )
         if not self.opt_out_word_set:
             errors.append("OPT_OUT_KEYWORDS: must list at least one keyword")
         if errors:
@@ -269,7 +326,7 @@ class Settings(BaseSettings):
             errors.append("TWILIO_ACCOUNT_SID: required when CHANNEL_PROVIDER=twilio")
         elif not _TWILIO_ACCOUNT_SID.match(self.twilio_account_sid):
             errors.append("TWILIO_ACCOUNT_SID: must look like AC followed by 32 hex characters")
-        if not self.twilio_auth_token:
+        if not (self.twilio_auth_token or self.is_unresolved("TWILIO_AUTH_TOKEN")):
             errors.append("TWILIO_AUTH_TOKEN: required when CHANNEL_PROVIDER=twilio")
         if bool(self.twilio_from) == bool(self.twilio_messaging_service_sid):
             errors.append("TWILIO_FROM / TWILIO_MESSAGING_SERVICE_SID: set exactly one of them")
@@ -303,9 +360,12 @@ class Settings(BaseSettings):
             except (binascii.Error, ValueError):
                 errors.append("ACS_ACCESS_KEY: must be the resource's base64 access key (or unset to use Entra ID)")
         secret = self.acs_eventgrid_secret
-        if not secret:
+        if not secret and self.is_unresolved("ACS_EVENTGRID_SECRET"):
+            pass  # the callback endpoint answers 503 until Key Vault resolves it
+        elif not secret:
             errors.append(
-                "ACS_EVENTGRID_SECRET: required when CHANNEL_PROVIDER=acs (the ?secret= of the Event Grid subscription)"
+                "ACS_EVENTGRID_SECRET: required when CHANNEL_PROVIDER=acs (the Event Grid subscription's "
+                "X-Channel-Secret delivery attribute)"
             )
         elif len(secret) < MIN_EVENTGRID_SECRET_LENGTH or not _URL_SAFE_SECRET.match(secret):
             errors.append(
@@ -315,6 +375,18 @@ class Settings(BaseSettings):
         return errors
 
     # --- derived ---------------------------------------------------------------------------------
+    def is_unresolved(self, setting: str) -> bool:
+        """True when ``setting`` (a public name, e.g. TWILIO_AUTH_TOKEN) held an unresolved Key Vault reference."""
+        return setting in self.unresolved_secrets
+
+    @property
+    def rtj_auth_missing(self) -> list[str]:
+        """The settings the chosen RTJ_AUTH_MODE still needs (the endpoint answers 503 naming them)."""
+        if self.rtj_auth_mode == "secret":
+            return [] if self.rtj_outbound_secret else ["RTJ_OUTBOUND_SECRET"]
+        values = (self.rtj_token_audience, self.rtj_token_tenant_id, self.rtj_token_client_id)
+        return [name for name, value in zip(RTJ_ENTRA_SETTINGS, values, strict=True) if not value]
+
     @property
     def dataverse_api_base(self) -> str:
         return f"{self.dataverse_url}/api/data/v9.2"

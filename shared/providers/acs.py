@@ -6,10 +6,10 @@ with ``enable_delivery_report=True`` and ``tag=<activity row id>``, authenticate
 imported on the first send only (cold start).
 
 Callbacks: delivery reports (``Microsoft.Communication.SMSDeliveryReportReceived``) and replies
-(``Microsoft.Communication.SMSReceived``) arrive from an Event Grid webhook subscription on
-``/api/callbacks/acs?secret=<ACS_EVENTGRID_SECRET>`` in the Event Grid or the CloudEvents 1.0 schema (see
-:mod:`shared.providers.eventgrid`). Event Grid signs nothing, so the secret in the URL is the authentication; it is
-checked before anything else is read, including the validation handshakes.
+(``Microsoft.Communication.SMSReceived``) arrive from an Event Grid webhook subscription on ``/api/callbacks/acs``
+with ACS_EVENTGRID_SECRET in the ``X-Channel-Secret`` header (``?secret=`` still accepted), in the Event Grid or the
+CloudEvents 1.0 schema (see :mod:`shared.providers.eventgrid`). Event Grid signs nothing, so that secret is the
+authentication; it is checked before anything else is read, including the validation handshakes.
 
 Repeatability: SDK 1.1.0 generates ``repeatabilityRequestId`` / ``repeatabilityFirstSent`` itself for every
 ``send()`` call and does not let the caller choose them. They therefore protect the retries the SDK makes inside one

@@ -7,8 +7,9 @@
   ``Microsoft.EventGrid.SubscriptionValidationEvent`` (answer 200 ``{"validationResponse": <validationCode>}``);
   CloudEvents uses the HTTP ``OPTIONS`` abuse protection (``WebHook-Request-Origin`` → ``WebHook-Allowed-Origin``
   and ``Allow: POST``).
-- Event Grid webhooks carry no signature: the subscription URL carries a secret (``?secret=...``), checked here in
-  constant time before the body is read.
+- Event Grid webhooks carry no signature: the subscription sends a secret in the ``X-Channel-Secret`` header (a
+  static delivery attribute marked secret), checked here in constant time before the body is read. ``?secret=...``
+  in the URL is still accepted for subscriptions made by hand, but discouraged (request logs and proxies record it).
 
 Field names are matched case-insensitively: Microsoft's samples changed from PascalCase to camelCase over time.
 """
@@ -26,6 +27,7 @@ from shared.domain.models import HttpReply, InboundHttpRequest
 
 VALIDATION_EVENT = "Microsoft.EventGrid.SubscriptionValidationEvent"
 SECRET_PARAMETER = "secret"  # noqa: S105 - the name of the query parameter, not a secret
+SECRET_HEADER = "x-channel-secret"  # noqa: S105 - the header name, not a secret
 MAX_BODY_BYTES = 1024 * 1024 + 64 * 1024  # Event Grid batches stay under 1 MB; leave room for the envelope
 
 
@@ -59,12 +61,19 @@ def text_field(mapping: Mapping[str, Any], name: str) -> str | None:
 
 
 def check_secret(request: InboundHttpRequest, expected: str) -> None:
-    """401 when the ``secret`` query parameter is missing, 403 when it is wrong (constant-time comparison)."""
-    given = request.query.get(SECRET_PARAMETER)
+    """401 when no secret came, 403 when it is wrong (constant-time comparison), 503 when none is configured.
+
+    The ``X-Channel-Secret`` header wins; the ``secret`` query parameter is the discouraged fallback.
+    """
+    if not expected:
+        raise CallbackRejected(503, "ACS_EVENTGRID_SECRET is not available; Event Grid deliveries are refused")
+    given = request.header(SECRET_HEADER) or request.query.get(SECRET_PARAMETER)
     if not given:
-        raise CallbackRejected(401, "missing secret: the Event Grid subscription URL must end with ?secret=...")
-    if not hmac.compare_digest(given.encode("utf-8"), expected.encode("utf-8")):
-        raise CallbackRejected(403, "invalid secret in the Event Grid subscription URL")
+        raise CallbackRejected(
+            401, "missing secret: the Event Grid subscription must send the X-Channel-Secret delivery attribute"
+        )
+    if not hmac.compare_digest(given.encode("utf-8", "replace"), expected.encode("utf-8")):
+        raise CallbackRejected(403, "invalid Event Grid secret")
 
 
 def options_handshake(request: InboundHttpRequest) -> HttpReply:

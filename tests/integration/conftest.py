@@ -90,6 +90,7 @@ def channel(azurite_connection_string: str, monkeypatch: pytest.MonkeyPatch) -> 
         "TWILIO_FROM": SENDER,
         "TWILIO_API_BASE_URL": twilio.url,
         "DATAVERSE_MAX_RETRIES": "2",
+        "RTJ_AUTH_MODE": "secret",
         "RTJ_OUTBOUND_SECRET": RTJ_SECRET,
         "CALLBACK_PROCESSING": "inline",  # assertions right after a callback; queued mode: test_throughput.py
     }

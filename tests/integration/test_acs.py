@@ -175,3 +175,14 @@ def test_documented_sms_received_samples(acs_channel: AcsChannel) -> None:
         body = body.replace('"From": "15555555555"', '"From": "447700900123"')
         assert acs_channel.post(body.encode())[0] == 200
     assert acs_channel.response_types() == ["sent", "keyword:great"]
+
+
+def test_event_grid_secret_in_the_x_channel_secret_header(acs_channel: AcsChannel) -> None:
+    validation = fixture_bytes("acs", "eventgrid_subscription_validation.json")
+    url = f"{acs_channel.callback_base}/api/callbacks/acs"  # no ?secret= in the URL
+    for secret, expected in ((SECRET, 200), (None, 401), ("wrong-wrong-wrong-wrong-wrong", 403)):
+        headers = {"Content-Type": "application/json", "aeg-event-type": "SubscriptionValidation"}
+        if secret is not None:
+            headers["X-Channel-Secret"] = secret
+        response = acs_channel.host.call_http("POST", url, headers=headers, body=validation)
+        assert response.status_code == expected
