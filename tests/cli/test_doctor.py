@@ -15,7 +15,7 @@ from devtools.emulators.dataverse import SIGNATURES
 from devtools.emulators.loopback_provider import LoopbackGateway
 from shared.adapters.dataverse import ACTION
 from shared.settings import Settings, load_settings
-from tests.cli.conftest import DATAVERSE_TOKEN, FakeServiceBus, Org
+from tests.cli.conftest import DATAVERSE_TOKEN, FakeServiceBus, Org, create_custom_api
 from tests.unit.test_tokens import RecordingCredential
 
 
@@ -292,10 +292,9 @@ def test_each_documented_signature_matches_only_itself(signature: str) -> None:
 def test_one_client_one_token_for_every_dataverse_check(org: Org, bus: FakeServiceBus) -> None:
     env = {k: v for k, v in org.env.items() if k != "DATAVERSE_STATIC_TOKEN"}
     credential = RecordingCredential(DATAVERSE_TOKEN)
+    api = create_custom_api(org.dataverse)
     out = io.StringIO()
-    code = doctor.main(
-        ["--rtj-custom-api", "cr123_ChannelOutbound"], environ=env, servicebus=bus, credential=credential, out=out
-    )
+    code = doctor.main(["--rtj-custom-api", api], environ=env, servicebus=bus, credential=credential, out=out)
     assert lines(out.getvalue(), "ok", "dataverse-token")[0].endswith(
         f"token acquired for {org.dataverse.url}/.default"
     )
@@ -305,9 +304,10 @@ def test_one_client_one_token_for_every_dataverse_check(org: Org, bus: FakeServi
         "message-body-column",
         "compliance-column",
         "rtj:msdyn_D365ChannelsInbound",
+        "rtj:custom-api",
     ):
         assert lines(out.getvalue(), "ok", name), out.getvalue()
-    assert code == 1  # the emulator serves no customapis until real-time journeys is enabled: a problem, not a crash
+    assert code == 0, out.getvalue()
     assert credential.scopes == [(f"{org.dataverse.url}/.default",)]  # acquired once, shared by every check
 
 

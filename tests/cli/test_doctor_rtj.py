@@ -6,10 +6,7 @@ from __future__ import annotations
 import pytest
 
 from devtools.emulators.dataverse import INBOUND_ACTION, NOTIFICATION_ACTION, DataverseEmulator
-from provisioning.definition import RELAY_PLUGIN_TYPE, RtjChannel
-from shared.adapters.dataverse import DataverseClient
-from shared.adapters.tokens import StaticToken
-from tests.cli.conftest import DATAVERSE_TOKEN, FakeServiceBus, Org
+from tests.cli.conftest import FakeServiceBus, Org, create_custom_api
 from tests.cli.test_doctor import fix_after, lines, run
 
 RTJ_SECRET = "r" * 32
@@ -25,18 +22,6 @@ def drop_from_metadata(dataverse: DataverseEmulator, old: str, new: str) -> None
     """Serve ``$metadata`` with ``old`` replaced by ``new`` (an org whose base solution differs)."""
     original = dataverse.metadata_xml
     dataverse.metadata_xml = lambda: original().replace(old, new)  # type: ignore[method-assign]
-
-
-def create_custom_api(dataverse: DataverseEmulator, *, bound: bool = True, response_type: int = 10) -> str:
-    """The custom API exactly as ``channel provision --rtj`` creates it (its own request body), through the Web API."""
-    dataverse.enable_rtj()
-    plugin = dataverse.add_plugin_type(RELAY_PLUGIN_TYPE) if bound else None
-    channel = RtjChannel(prefix="cr123")
-    body = channel.custom_api_body(plugin)
-    body["CustomAPIResponseProperties"] = [{**channel.response_property_body(), "type": response_type}]
-    client = DataverseClient(dataverse.url, StaticToken(DATAVERSE_TOKEN), max_retries=0)
-    client.request("POST", "customapis", body=body, operation="create custom API")
-    return channel.custom_api_name
 
 
 # ------------------------------------------------------------------------------------------------- RTJ
