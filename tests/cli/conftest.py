@@ -313,12 +313,15 @@ def org(azurite_connection_string: str) -> Iterator[Org]:
         dataverse.stop()
 
 
-def create_custom_api(dataverse: DataverseEmulator, *, bound: bool = True, response_type: int = 10) -> str:
-    """The custom API exactly as ``channel provision --rtj`` creates it (its own request body), through the Web API."""
+def create_custom_api(
+    dataverse: DataverseEmulator, *, bound: bool = True, response_type: int = 10, **columns: Any
+) -> str:
+    """The custom API as ``channel provision --rtj`` creates it (its own request body, ``columns`` changed), through
+    the Web API."""
     dataverse.enable_rtj()
     plugin = dataverse.add_plugin_type(RELAY_PLUGIN_TYPE) if bound else None
     channel = RtjChannel(prefix="cr123")
-    body = channel.custom_api_body(plugin)
+    body = {**channel.custom_api_body(plugin), **columns}
     body["CustomAPIResponseProperties"] = [{**channel.response_property_body(), "type": response_type}]
     client = DataverseClient(dataverse.url, StaticToken(DATAVERSE_TOKEN), max_retries=0)
     client.request("POST", "customapis", body=body, operation="create custom API")

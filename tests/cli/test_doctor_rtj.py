@@ -107,6 +107,14 @@ def test_a_custom_api_response_of_the_wrong_type_is_a_problem(org: Org, bus: Fak
     assert "delete that row first" in fix_after(out, "problem", "rtj:custom-api")
 
 
+def test_a_custom_api_made_as_a_function_is_a_problem(org: Org, bus: FakeServiceBus) -> None:
+    name = create_custom_api(org.dataverse, isfunction=True)
+    code, out = run(rtj_env(org), bus, "--rtj-custom-api", name)
+    assert code == 1
+    assert "it is not a global action (bindingtype 0, isfunction false)" in lines(out, "problem", "rtj:custom-api")[0]
+    assert "these columns cannot change after creation" in fix_after(out, "problem", "rtj:custom-api")
+
+
 def test_a_malformed_custom_api_name_is_refused(
     org: Org, bus: FakeServiceBus, capsys: pytest.CaptureFixture[str]
 ) -> None:
