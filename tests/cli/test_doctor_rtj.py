@@ -3,6 +3,8 @@ settings still holding an unresolved Key Vault reference: one test per misconfig
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from devtools.emulators.dataverse import INBOUND_ACTION, NOTIFICATION_ACTION, DataverseEmulator
@@ -90,29 +92,31 @@ def test_a_missing_custom_api_names_the_provision_command(org: Org, bus: FakeSer
     assert "channel provision --rtj --rtj-api-name cr123_Nope" in fix_after(out, "problem", "rtj:custom-api")
 
 
-def test_a_custom_api_without_the_relay_plugin_is_a_problem(org: Org, bus: FakeServiceBus) -> None:
-    name = create_custom_api(org.dataverse, bound=False)
-    code, out = run(rtj_env(org), bus, "--rtj-custom-api", name)
-    assert code == 1
-    assert "no plug-in is bound, so journeys get an empty response" in lines(out, "problem", "rtj:custom-api")[0]
-    assert "build and register ChannelRelay.dll (rtj-relay/README.md)" in fix_after(out, "problem", "rtj:custom-api")
-
-
-def test_a_custom_api_response_of_the_wrong_type_is_a_problem(org: Org, bus: FakeServiceBus) -> None:
-    name = create_custom_api(org.dataverse, response_type=5)
+@pytest.mark.parametrize(
+    ("made_with", "detail", "fix"),
+    [
+        (
+            {"bound": False},
+            "no plug-in is bound, so journeys get an empty response",
+            "build and register ChannelRelay.dll (rtj-relay/README.md)",
+        ),
+        ({"response_type": 5}, "its response property response has type 5, not 10 (String)", "delete that row first"),
+        (
+            {"isfunction": True},
+            "it is not a global action (bindingtype 0, isfunction false)",
+            "these columns cannot change after creation",
+        ),
+    ],
+)
+def test_a_custom_api_journeys_cannot_use_is_a_problem_with_its_fix(
+    org: Org, bus: FakeServiceBus, made_with: dict[str, Any], detail: str, fix: str
+) -> None:
+    name = create_custom_api(org.dataverse, **made_with)
     code, out = run(rtj_env(org), bus, "--rtj-custom-api", name)
     assert code == 1
     [line] = lines(out, "problem", "rtj:custom-api")
-    assert "its response property response has type 5, not 10 (String)" in line
-    assert "delete that row first" in fix_after(out, "problem", "rtj:custom-api")
-
-
-def test_a_custom_api_made_as_a_function_is_a_problem(org: Org, bus: FakeServiceBus) -> None:
-    name = create_custom_api(org.dataverse, isfunction=True)
-    code, out = run(rtj_env(org), bus, "--rtj-custom-api", name)
-    assert code == 1
-    assert "it is not a global action (bindingtype 0, isfunction false)" in lines(out, "problem", "rtj:custom-api")[0]
-    assert "these columns cannot change after creation" in fix_after(out, "problem", "rtj:custom-api")
+    assert f"custom API {name}: {detail}" in line
+    assert fix in fix_after(out, "problem", "rtj:custom-api")
 
 
 def test_a_malformed_custom_api_name_is_refused(
