@@ -133,16 +133,11 @@ def _check_url(url: str | None) -> str:
 
 def _client(url: str) -> Any:
     from shared.adapters.dataverse import DataverseClient
-    from shared.adapters.tokens import StaticToken, TokenProvider, default_credential
+    from shared.adapters.tokens import dataverse_tokens
 
-    static = os.environ.get("DATAVERSE_STATIC_TOKEN", "").strip()
-    tokens: Any
-    if static:
-        if not is_loopback_host(urlsplit(url).hostname):
-            raise ProvisionError("DATAVERSE_STATIC_TOKEN is only accepted with a loopback Dataverse URL (emulators)")
-        tokens = StaticToken(static)
-    else:
-        tokens = TokenProvider(default_credential(os.environ.get("AZURE_CLIENT_ID") or None), f"{url}/.default")
+    tokens = dataverse_tokens(
+        url, static_token=os.environ.get("DATAVERSE_STATIC_TOKEN"), client_id=os.environ.get("AZURE_CLIENT_ID")
+    )
     return DataverseClient(url, tokens)
 
 

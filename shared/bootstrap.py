@@ -17,7 +17,7 @@ from shared.adapters.dataverse import DataverseClient
 from shared.adapters.pacing import Pacer, RateLimitedProvider, RateLimiter
 from shared.adapters.rtj_auth import build_authorizer
 from shared.adapters.secret_gate import UnavailableQueue, gate
-from shared.adapters.tokens import StaticToken, TokenProvider, default_credential
+from shared.adapters.tokens import dataverse_tokens, default_credential
 from shared.ports import KeyValueStore, Provider, QueuePublisher
 from shared.repository import RtjRepository, StateRepository
 from shared.rtj_service import RtjConfig, RtjService
@@ -120,11 +120,12 @@ def build_service(
     session: requests.Session | None = None,
 ) -> ChannelService:
     session = session or new_session()
-    if settings.dataverse_static_token:
-        tokens: Any = StaticToken(settings.dataverse_static_token)
-    else:
-        credential = credential or default_credential(settings.azure_client_id)
-        tokens = TokenProvider(credential, settings.dataverse_scope)
+    tokens = dataverse_tokens(
+        settings.dataverse_url,
+        static_token=settings.dataverse_static_token,
+        client_id=settings.azure_client_id,
+        credential=credential,
+    )
     dataverse = DataverseClient(
         settings.dataverse_url,
         tokens,

@@ -1,5 +1,6 @@
 """Fixtures for the ``channel`` operator commands: an azure-servicebus double at the SDK boundary, the Dataverse and
-Twilio emulators (Twilio with the account-fetch endpoint the doctor calls), and a complete set of settings."""
+Twilio emulators (Twilio with the account-fetch endpoint the doctor calls), a complete set of settings, and the
+real-time journeys outbound custom API as ``channel provision --rtj`` creates it."""
 
 from __future__ import annotations
 
@@ -23,6 +24,9 @@ from azure.servicebus.exceptions import MessagingEntityNotFoundError, ServiceBus
 from devtools.emulators._base import Incoming, Response
 from devtools.emulators.dataverse import DataverseEmulator, seed_demo
 from devtools.emulators.twilio import TwilioEmulator
+from provisioning.definition import RELAY_PLUGIN_TYPE, RtjChannel
+from shared.adapters.dataverse import DataverseClient
+from shared.adapters.tokens import StaticToken
 
 TWILIO_SID = "AC" + "2" * 32
 TWILIO_TOKEN = "cli-auth-token"
@@ -307,3 +311,18 @@ def org(azurite_connection_string: str) -> Iterator[Org]:
     finally:
         twilio.stop()
         dataverse.stop()
+
+
+def create_custom_api(
+    dataverse: DataverseEmulator, *, bound: bool = True, response_type: int = 10, **columns: Any
+) -> str:
+    """The custom API as ``channel provision --rtj`` creates it (its own request body, ``columns`` changed), through
+    the Web API."""
+    dataverse.enable_rtj()
+    plugin = dataverse.add_plugin_type(RELAY_PLUGIN_TYPE) if bound else None
+    channel = RtjChannel(prefix="cr123")
+    body = {**channel.custom_api_body(plugin), **columns}
+    body["CustomAPIResponseProperties"] = [{**channel.response_property_body(), "type": response_type}]
+    client = DataverseClient(dataverse.url, StaticToken(DATAVERSE_TOKEN), max_retries=0)
+    client.request("POST", "customapis", body=body, operation="create custom API")
+    return channel.custom_api_name

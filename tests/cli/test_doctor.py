@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import io
+from typing import get_args
 
 import pytest
+import requests
 
 from cli import doctor
+from cli.doctor import dataverse_checks, metadata
 from devtools.azurite import free_port
 from devtools.emulators.dataverse import SIGNATURES
 from devtools.emulators.loopback_provider import LoopbackGateway
-from tests.cli.conftest import FakeServiceBus, Org
+from shared.adapters.dataverse import ACTION
+from shared.settings import Settings, load_settings
+from tests.cli.conftest import DATAVERSE_TOKEN, FakeServiceBus, Org, create_custom_api
+from tests.unit.test_tokens import RecordingCredential
 
 
 def run(env: dict[str, str], bus: FakeServiceBus, *args: str) -> tuple[int, str]:
@@ -264,7 +270,13 @@ def test_invalid_settings_print_each_problem_with_its_fix(bus: FakeServiceBus) -
     assert "set exactly one of TWILIO_FROM and TWILIO_MESSAGING_SERVICE_SID" in out
 
 
-@pytest.mark.parametrize("signature", sorted(SIGNATURES))
+def test_the_signature_choices_are_the_settings_type() -> None:
+    # doctor's choices come from INTERACTION_ACTION_SIGNATURE's Literal; the emulator documents the same two
+    assert get_args(Settings.model_fields["interaction_action_signature"].annotation) == metadata.SIGNATURES
+    assert sorted(metadata.SIGNATURES) == sorted(SIGNATURES)
+
+
+@pytest.mark.parametrize("signature", metadata.SIGNATURES)
 def test_each_documented_signature_matches_only_itself(signature: str) -> None:
     from devtools.emulators.dataverse import DataverseEmulator
 
@@ -273,8 +285,47 @@ def test_each_documented_signature_matches_only_itself(signature: str) -> None:
         parameters = doctor.parse_action_parameters(emulator.metadata_xml().encode())
     assert parameters is not None
     assert doctor.compare_signature(parameters, signature) == []
-    other = next(s for s in SIGNATURES if s != signature)
+    other = next(s for s in metadata.SIGNATURES if s != signature)
     assert doctor.compare_signature(parameters, other)
+
+
+def test_one_client_one_token_for_every_dataverse_check(org: Org, bus: FakeServiceBus) -> None:
+    env = {k: v for k, v in org.env.items() if k != "DATAVERSE_STATIC_TOKEN"}
+    credential = RecordingCredential(DATAVERSE_TOKEN)
+    api = create_custom_api(org.dataverse)
+    out = io.StringIO()
+    code = doctor.main(["--rtj-custom-api", api], environ=env, servicebus=bus, credential=credential, out=out)
+    assert lines(out.getvalue(), "ok", "dataverse-token")[0].endswith(
+        f"token acquired for {org.dataverse.url}/.default"
+    )
+    for name in (
+        "whoami",
+        "interaction-action",
+        "message-body-column",
+        "compliance-column",
+        "rtj:msdyn_D365ChannelsInbound",
+        "rtj:custom-api",
+    ):
+        assert lines(out.getvalue(), "ok", name), out.getvalue()
+    assert code == 0, out.getvalue()
+    assert credential.scopes == [(f"{org.dataverse.url}/.default",)]  # acquired once, shared by every check
+
+
+def test_each_dataverse_check_runs_on_its_own_with_the_client_it_is_given(org: Org) -> None:
+    settings = load_settings(org.env)
+    token, client = dataverse_checks.connect(settings, None, requests.Session())
+    assert token.status == "ok" and client is not None
+    # no check needs another to have run: each takes what it needs as arguments
+    body = dataverse_checks.check_body_column(
+        client, dataverse_checks.Table("cr123_smsmessage", "cr123_smsmessages"), settings
+    )
+    assert body.status == "ok", body
+    result, table = dataverse_checks.check_message_table(client, None)
+    assert result.status == "ok" and table == dataverse_checks.Table("cr123_smsmessage", "cr123_smsmessages")
+    org_actions = dataverse_checks.read_actions(client, [ACTION])
+    assert isinstance(org_actions, dict)
+    assert dataverse_checks.check_interaction_action(org_actions[ACTION], "campaign").is_problem
+    assert dataverse_checks.check_interaction_action(org_actions[ACTION], "customerjourney").status == "ok"
 
 
 def test_metadata_without_the_action_and_type_mismatches() -> None:

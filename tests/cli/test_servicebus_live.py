@@ -45,9 +45,9 @@ def test_send_sample_list_and_queue_check_against_a_real_namespace() -> None:
     assert send_sample.main(args, environ=environ(), out=out) == 0
     row = out.getvalue().split("row id: ")[1].strip()
 
-    ctx = doctor.DoctorContext(environ=environ())
-    ctx.settings = doctor.check_settings(ctx.environ)[1]
-    results = doctor.check_queues(ctx)
+    settings = doctor.check_settings(environ())[1]
+    assert settings is not None
+    results = doctor.check_queues(settings)
     assert all(r.status == "ok" for r in results), results
 
     code = deadletter.main(["list", "--source", QUEUE], environ=environ(), out=io.StringIO(), err=io.StringIO())
