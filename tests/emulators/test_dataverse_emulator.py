@@ -318,7 +318,9 @@ def test_patch_missing_row_is_404_and_unknown_property_400(dv: DataverseEmulator
     cid = demo["contact_ids"][0]
     resp = requests.patch(api(dv, f"contacts({cid})"), headers=JH, json={"nosuch": 1}, timeout=5)
     assert resp.status_code == 400
-    assert "The property 'nosuch' does not exist" in error_of(resp)["message"]
+    err = error_of(resp)  # Dataverse's own reader error (strict emulator): 0x80048d19 "Invalid property ..."
+    assert err["code"] == "0x80048d19"
+    assert "Invalid property 'nosuch' was found in entity 'Microsoft.Dynamics.CRM.contact'." in err["message"]
 
 
 def test_post_creates_row(dv: DataverseEmulator, demo: dict[str, Any]) -> None:
