@@ -324,11 +324,12 @@ def test_patch_missing_row_is_404_and_unknown_property_400(dv: DataverseEmulator
 
 
 def test_post_creates_row(dv: DataverseEmulator, demo: dict[str, Any]) -> None:
-    resp = requests.post(api(dv, "contacts"), headers=JH, json={"firstname": "New"}, timeout=5)
+    # lastname is ApplicationRequired in Microsoft's contact metadata: the strict emulator wants it on create
+    resp = requests.post(api(dv, "contacts"), headers=JH, json={"firstname": "New", "lastname": "N"}, timeout=5)
     assert resp.status_code == 204
     entity_id = resp.headers["OData-EntityId"]
     new_id = entity_id.rsplit("(", 1)[1].rstrip(")")
-    assert dv.get_row("contact", new_id) == {"firstname": "New"}
+    assert dv.get_row("contact", new_id) == {"firstname": "New", "lastname": "N"}
     resp = requests.post(
         api(dv, "contacts"),
         headers={**JH, "Prefer": "return=representation"},

@@ -90,11 +90,15 @@ def attribute_definition(emu: DataverseEmulator, call: Call, match: re.Match[str
     ent = emu.store.entities.get(entity)
     if ent is None:
         raise DataverseError(404, errors.BAD_URI, f"Could not find entity with logical name '{entity}'.")
-    if column != ent.primary_key and column not in ent.columns:
+    if not ent.has_column(column):
         raise DataverseError(
             404, errors.BAD_URI, f"Could not find attribute with logical name '{column}' on entity '{entity}'."
         )
+    published = emu.strict.table(entity)
+    reference = published.columns.get(column) if published is not None else None
     kind_name = attribute_type(ent, column)
+    if reference is not None and reference.type and column not in ent.attribute_types:
+        kind_name = reference.type
     definition = ent.attribute_definitions.get(column, {})
     metadata_id = ent.attribute_ids.setdefault(
         column, str(uuid.uuid5(uuid.NAMESPACE_URL, f"dataverse-emulator/{entity}/{column}"))
@@ -106,7 +110,7 @@ def attribute_definition(emu: DataverseEmulator, call: Call, match: re.Match[str
         "AttributeType": kind_name,
         "IsPrimaryId": column == ent.primary_key,
         "IsPrimaryName": column == ent.primary_name,
-        "MaxLength": definition.get("MaxLength"),
+        "MaxLength": definition.get("MaxLength", reference.max_length if reference is not None else None),
     }
     select = _select(call.query, full, "AttributeMetadata")
     kind = next((k for k, (t, _) in ATTRIBUTE_KINDS.items() if t == kind_name), "AttributeMetadata")

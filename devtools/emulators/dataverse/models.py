@@ -6,6 +6,7 @@ import copy
 import re
 import threading
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -63,13 +64,19 @@ class Entity:
     primary_name: str | None = None
     definition: dict[str, Any] | None = None  # the EntityMetadata body it was created with (POST EntityDefinitions)
     attribute_definitions: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # columns Microsoft's published metadata lists for this table: readable ($select, $filter) like declared ones
+    reference_columns: frozenset[str] = frozenset()
+
+    def has_column(self, name: str) -> bool:
+        return name == self.primary_key or name in self.columns or name in self.reference_columns
 
 
 class Store:
     """All tables of the org, a row-version counter and the lock every reader and writer holds."""
 
-    def __init__(self) -> None:
+    def __init__(self, reference_columns: Callable[[str], frozenset[str]] = lambda name: frozenset()) -> None:
         self.entities: dict[str, Entity] = {}
+        self._reference_columns = reference_columns
         self.lock = threading.RLock()
         self._version = 1000
 
@@ -89,6 +96,7 @@ class Store:
                 entity_set_name=entity_set_name,
                 primary_key=primary_key,
                 metadata_id=str(uuid.uuid5(uuid.NAMESPACE_URL, f"dataverse-emulator/{logical_name}")),
+                reference_columns=self._reference_columns(logical_name),
             )
             self.entities[logical_name] = ent
             return ent

@@ -170,7 +170,7 @@ def resolve_alias(text: str, query: dict[str, str]) -> str:
 def parse_select(ent: Entity, query: dict[str, str]) -> list[str]:
     select = [s.strip() for s in query.get("$select", "").split(",") if s.strip()]
     for name in select:
-        if name != ent.primary_key and name not in ent.columns:
+        if not ent.has_column(name):
             raise DataverseError(
                 400,
                 errors.ODATA,
@@ -218,7 +218,7 @@ def _parse_clause(ent: Entity, clause: str, query: dict[str, str]) -> Predicate:
         values = parse_value_list(resolve_alias(m.group("pv"), query))
         if name is None or values is None:
             raise DataverseError(400, errors.ODATA, f"Invalid arguments to Microsoft.Dynamics.CRM.In: '{clause}'.")
-        if name != ent.primary_key and name not in ent.columns:
+        if not ent.has_column(name):
             raise DataverseError(
                 400,
                 errors.MISSING_ATTRIBUTE,
@@ -231,7 +231,7 @@ def _parse_clause(ent: Entity, clause: str, query: dict[str, str]) -> Predicate:
     m = CMP_RE.match(clause)
     if m:
         column = m.group("col")
-        if column != ent.primary_key and column not in ent.columns:
+        if not ent.has_column(column):
             raise DataverseError(
                 400,
                 errors.ODATA,

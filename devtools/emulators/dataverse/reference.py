@@ -110,6 +110,10 @@ class ReferenceTables:
             _CACHE[key] = table if table.columns else None
         return _CACHE[key]
 
+    def column_names(self, logical_name: str) -> frozenset[str]:
+        table = self.table(logical_name)
+        return frozenset(table.columns) if table is not None else frozenset()
+
     def covered(self) -> list[str]:
         """Logical names of the tables with column metadata in the folder."""
         return sorted(p.stem for p in self.directory.glob("*.json") if self.table(p.stem) is not None)

@@ -60,8 +60,9 @@ class DataverseEmulator(EmulatorBase):
         self.upsert_on_patch = False
         self.verify_references = False
         self.channels_response_message = "Success"
-        self.store = Store()
-        self.strict = StrictValidator(ReferenceTables(), self.store)  # raises ReferenceDataMissing first
+        reference = ReferenceTables()  # raises ReferenceDataMissing when the published metadata is not there
+        self.store = Store(reference.column_names)
+        self.strict = StrictValidator(reference, self.store)
         self.interactions: list[dict[str, Any]] = []
         self.notifications: list[dict[str, Any]] = []
         self.inbound: list[dict[str, Any]] = []

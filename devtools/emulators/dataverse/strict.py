@@ -120,7 +120,7 @@ class StrictValidator:
 
     def _check_required(self, meta: Table | None, ent: Entity, provided: set[str]) -> None:
         missing: list[str] = []
-        if meta is not None:
+        if meta is not None and meta.columns_complete:  # a partial page cannot say what the platform fills
             for col in meta.columns.values():
                 if (
                     col.required_level in _REQUIRED_LEVELS
@@ -131,7 +131,7 @@ class StrictValidator:
                     and _needs_value(col)
                 ):
                     missing.append(col.logical_name)
-        else:
+        elif meta is None:
             for name, definition in ent.attribute_definitions.items():
                 level = (definition.get("RequiredLevel") or {}).get("Value")
                 if level in _REQUIRED_LEVELS and name not in provided:
