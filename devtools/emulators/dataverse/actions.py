@@ -7,7 +7,6 @@ from __future__ import annotations
 import copy
 import json
 import re
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from devtools.emulators._base import Response
@@ -15,7 +14,7 @@ from devtools.emulators.dataverse import errors
 from devtools.emulators.dataverse.errors import DataverseError
 from devtools.emulators.dataverse.metadata import INBOUND_ACTION, INTERACTION_ACTION, NOTIFICATION_ACTION
 from devtools.emulators.dataverse.models import ActionParameter, is_guid
-from devtools.emulators.dataverse.request import Call
+from devtools.emulators.dataverse.request import Call, Handler
 
 if TYPE_CHECKING:
     from devtools.emulators.dataverse.server import DataverseEmulator
@@ -47,14 +46,6 @@ SIGNATURES: dict[str, tuple[ActionParameter, ...]] = {
 }
 
 
-def unknown_parameter(name: str, operation: str) -> DataverseError:
-    return DataverseError(
-        400,
-        errors.ODATA,
-        f"The parameter '{name}' in the request payload is not a valid parameter for the operation '{operation}'.",
-    )
-
-
 def _null_not_allowed(name: str, edm_type: str) -> DataverseError:
     return DataverseError(
         400,
@@ -81,7 +72,7 @@ def create_interaction(emu: DataverseEmulator, call: Call, match: re.Match[str])
     params = {p.name: p for p in emu.action_parameters}
     for name in payload:
         if not name.startswith("@") and name not in params:
-            raise unknown_parameter(name, INTERACTION_ACTION)
+            raise errors.unknown_parameter(name, INTERACTION_ACTION)
     for param in emu.action_parameters:
         if param.name not in payload:
             if param.required:
@@ -172,7 +163,7 @@ def _channels_action(emu: DataverseEmulator, call: Call, action: str, param_name
     payload = call.json_body(allow_empty=True)
     for name in payload:
         if not name.startswith("@") and name != param_name:
-            raise unknown_parameter(name, action)
+            raise errors.unknown_parameter(name, action)
     if param_name not in payload:
         raise DataverseError(
             400, errors.INVALID_ARGUMENT, f"Required parameter '{param_name}' is missing for the operation '{action}'."
@@ -210,7 +201,6 @@ def inbound(emu: DataverseEmulator, call: Call, match: re.Match[str]) -> Respons
     return _channels_response(emu, INBOUND_ACTION)
 
 
-Handler = Callable[["DataverseEmulator", Call, "re.Match[str]"], Response]
 # Unbound actions (POST <name> or POST Microsoft.Dynamics.CRM.<name>); add new ones here.
 UNBOUND_ACTIONS: dict[str, Handler] = {
     INTERACTION_ACTION: create_interaction,

@@ -315,12 +315,10 @@ def create_attribute(emu: DataverseEmulator, call: Call, match: re.Match[str]) -
 
 
 def publish_xml(emu: DataverseEmulator, call: Call, match: re.Match[str]) -> Response:
-    from devtools.emulators.dataverse.actions import unknown_parameter
-
     body = call.json_body()
     for name in body:
         if not name.startswith("@") and name != "ParameterXml":
-            raise unknown_parameter(name, "PublishXml")
+            raise errors.unknown_parameter(name, "PublishXml")
     parameter_xml = body.get("ParameterXml")
     if not isinstance(parameter_xml, str) or not parameter_xml.strip():
         raise DataverseError(

@@ -43,6 +43,14 @@ class DataverseError(Exception):
         self.headers = list(headers)
 
 
+def unknown_parameter(name: str, operation: str) -> DataverseError:
+    return DataverseError(
+        400,
+        ODATA,
+        f"The parameter '{name}' in the request payload is not a valid parameter for the operation '{operation}'.",
+    )
+
+
 def payload_error(entity_set: str, inner: str) -> DataverseError:
     """The 0x80048d19 shape Dataverse gives when the OData reader rejects a create/update body."""
     return DataverseError(

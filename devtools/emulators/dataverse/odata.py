@@ -24,18 +24,20 @@ NO_VALUE = object()
 Predicate = Callable[[str, dict[str, Any]], bool]
 
 
-def split_top_level(text: str, sep: str) -> list[str]:
-    """Split ``text`` on word ``sep`` (case-insensitive) outside quotes/brackets."""
+def _split(text: str, token: str) -> list[str]:
+    """Split ``text`` on ``token`` (case-insensitive) outside quotes (``''`` and ``\\"`` escapes) and brackets."""
     parts: list[str] = []
     depth = 0
     quote: str | None = None
     start = 0
     i = 0
     low = text.lower()
-    token = f" {sep} "
     while i < len(text):
         ch = text[i]
         if quote:
+            if ch == "\\" and quote == '"':
+                i += 2
+                continue
             if ch == quote:
                 if quote == "'" and i + 1 < len(text) and text[i + 1] == "'":
                     i += 2
@@ -57,6 +59,11 @@ def split_top_level(text: str, sep: str) -> list[str]:
     return [p.strip() for p in parts]
 
 
+def split_top_level(text: str, sep: str) -> list[str]:
+    """Split ``text`` on word ``sep`` (case-insensitive) outside quotes/brackets."""
+    return _split(text, f" {sep} ")
+
+
 def parse_string_literal(text: str) -> str | None:
     text = text.strip()
     if len(text) >= 2 and text[0] == text[-1] == "'":
@@ -70,32 +77,6 @@ def parse_string_literal(text: str) -> str | None:
     return None
 
 
-def _split_commas(text: str) -> list[str]:
-    items: list[str] = []
-    quote: str | None = None
-    start = 0
-    i = 0
-    while i < len(text):
-        ch = text[i]
-        if quote:
-            if ch == "\\" and quote == '"':
-                i += 2
-                continue
-            if ch == quote:
-                if quote == "'" and i + 1 < len(text) and text[i + 1] == "'":
-                    i += 2
-                    continue
-                quote = None
-        elif ch in "'\"":
-            quote = ch
-        elif ch == ",":
-            items.append(text[start:i])
-            start = i + 1
-        i += 1
-    items.append(text[start:])
-    return [s.strip() for s in items]
-
-
 def parse_value_list(text: str) -> list[str] | None:
     """Parse ``['a','b']`` or ``["a","b"]`` (OData collection literal)."""
     text = text.strip()
@@ -105,7 +86,7 @@ def parse_value_list(text: str) -> list[str] | None:
     if not inner:
         return []
     values: list[str] = []
-    for item in _split_commas(inner):
+    for item in _split(inner, ","):
         parsed = parse_string_literal(item)
         if parsed is None:
             return None

@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import json
+import re
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from devtools.emulators.dataverse import errors
 from devtools.emulators.dataverse.errors import DataverseError
+
+if TYPE_CHECKING:
+    from devtools.emulators._base import Response
+    from devtools.emulators.dataverse.server import DataverseEmulator
 
 
 @dataclass
@@ -44,3 +50,7 @@ class Call:
 
 def method_not_allowed(method: str) -> DataverseError:
     return DataverseError(405, errors.ODATA, f"The requested resource does not support http method '{method}'.")
+
+
+# A route handler: the emulator, the operation and the route's match (named groups: set, key, entity, id, …).
+Handler = Callable[["DataverseEmulator", Call, "re.Match[str]"], "Response"]

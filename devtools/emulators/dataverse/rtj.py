@@ -223,14 +223,12 @@ def retrieve_role_privileges(emu: DataverseEmulator, call: Call, match: re.Match
 
 
 def add_privileges_role(emu: DataverseEmulator, call: Call, match: re.Match[str]) -> Response:
-    from devtools.emulators.dataverse.actions import unknown_parameter
-
     role_id = match.group("id").lower()
     body = call.json_body()
     _role(emu, role_id)
     for name in body:
         if not name.startswith("@") and name not in ("Privileges", "SolutionUniqueName"):
-            raise unknown_parameter(name, "AddPrivilegesRole")
+            raise errors.unknown_parameter(name, "AddPrivilegesRole")
     items = body.get("Privileges")
     if not isinstance(items, list) or not items:
         raise DataverseError(400, errors.INVALID_ARGUMENT, "Required parameter 'Privileges' is missing or empty.")

@@ -13,12 +13,11 @@ from typing import TYPE_CHECKING
 
 from devtools.emulators._base import Response
 from devtools.emulators.dataverse import actions, customization, metadata, relationships, rtj, tables
-from devtools.emulators.dataverse.request import Call
+from devtools.emulators.dataverse.request import Call, Handler
 
 if TYPE_CHECKING:
     from devtools.emulators.dataverse.server import DataverseEmulator
 
-Handler = Callable[["DataverseEmulator", Call, "re.Match[str]"], Response]
 ANY = "*"
 
 
