@@ -28,7 +28,7 @@ _EDM = {"Boolean": "Edm.Boolean", "Integer": "Edm.Int32", "BigInt": "Edm.Int64",
 
 def is_custom_column(name: str) -> bool:
     m = _CUSTOM_RE.match(name)
-    return bool(m) and m.group("prefix") not in _MICROSOFT_PREFIXES  # type: ignore[union-attr]
+    return m is not None and m.group("prefix") not in _MICROSOFT_PREFIXES
 
 
 class StrictValidator:
