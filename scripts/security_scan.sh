@@ -30,7 +30,7 @@ ACCEPTED = {
     ("devtools/emulators/twilio.py", "B310"): "emulator posts webhooks; scheme checked and loopback-only by default",
     ("devtools/emulators/acs.py", "B310"): "emulator posts Event Grid events; target checked (loopback-only)",
     ("devtools/emulators/loopback_provider.py", "B310"): "local gateway; refuses anything but http://127.0.0.1|localhost",
-    ("devtools/emulators/dataverse.py", "B314"): "the loopback emulator parses ParameterXml its own test client sent",
+    ("devtools/emulators/dataverse/customization.py", "B314"): "the loopback emulator parses ParameterXml its own test client sent",
     ("cli/doctor/metadata.py", "B314"): "parses the org's CSDL $metadata fetched over authenticated TLS from DATAVERSE_URL",
 }
 report = json.load(open(sys.argv[1]))

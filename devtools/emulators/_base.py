@@ -15,14 +15,15 @@ import re
 import socket
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Protocol, Self
 from urllib.parse import parse_qs, urlsplit
 
-__all__ = ["EmulatorBase", "Fault", "Incoming", "RecordedRequest", "Response"]
+__all__ = ["EmulatorBase", "Fault", "Incoming", "RecordedRequest", "Response", "serve_forever"]
 
 _REDACTED_HEADERS = {"authorization", "proxy-authorization", "cookie"}
 
@@ -368,3 +369,25 @@ class EmulatorBase:
         handler.end_headers()
         if not no_body and handler.command != "HEAD":
             handler.wfile.write(response.body)
+
+
+class Servable(Protocol):
+    @property
+    def url(self) -> str: ...
+
+    def stop(self) -> None: ...
+
+
+def serve_forever(emulator: Servable, extra_lines: Sequence[str] = ()) -> int:
+    """The command line of every emulator: print its URL (and any extra lines), serve until interrupted, stop."""
+    print(emulator.url, flush=True)
+    for line in extra_lines:
+        print(line, flush=True)
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        emulator.stop()
+    return 0

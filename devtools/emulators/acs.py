@@ -37,7 +37,7 @@ from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-from devtools.emulators._base import EmulatorBase, Incoming, Response
+from devtools.emulators._base import EmulatorBase, Incoming, Response, serve_forever
 
 __all__ = ["AcsEmulator", "AcsMessage", "hmac_signature"]
 
@@ -431,15 +431,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--bearer-token", default=None)
     args = parser.parse_args(argv)
     emulator = AcsEmulator(args.access_key, bearer_token=args.bearer_token, host=args.host, port=args.port)
-    print(emulator.url, flush=True)
-    try:
-        while True:
-            time.sleep(3600)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        emulator.stop()
-    return 0
+    return serve_forever(emulator)
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ import threading
 import time
 import urllib.request
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -155,3 +156,21 @@ def _post(url: str, body: bytes, signature: str) -> int:
             return int(response.status)
     except urllib.error.HTTPError as error:
         return int(error.code)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    import argparse
+
+    from devtools.emulators._base import serve_forever
+
+    parser = argparse.ArgumentParser(description="Serve the loopback SMS gateway (CHANNEL_PROVIDER=loopback).")
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--key", default="dev-loopback-key", help="signing key (LOOPBACK_SIGNING_KEY)")
+    parser.add_argument("--no-auto-deliver", action="store_true", help="do not post delivered callbacks")
+    args = parser.parse_args(argv)
+    gateway = LoopbackGateway(args.key, auto_deliver=not args.no_auto_deliver).start(args.port)
+    return serve_forever(gateway)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -32,7 +32,7 @@ from email.utils import formatdate
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from devtools.emulators._base import EmulatorBase, Incoming, Response
+from devtools.emulators._base import EmulatorBase, Incoming, Response, serve_forever
 
 __all__ = [
     "CallbackRecord",
@@ -548,15 +548,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--auth-token", default="dev-auth-token")
     args = parser.parse_args(argv)
     emulator = TwilioEmulator(args.account_sid, args.auth_token, host=args.host, port=args.port)
-    print(emulator.url, flush=True)
-    try:
-        while True:
-            time.sleep(3600)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        emulator.stop()
-    return 0
+    return serve_forever(emulator)
 
 
 if __name__ == "__main__":

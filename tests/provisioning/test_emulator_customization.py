@@ -50,9 +50,12 @@ def test_sas_key_is_write_only(org: DataverseEmulator) -> None:
 
 
 def test_service_endpoint_rules(org: DataverseEmulator) -> None:
-    bad = post(org, "serviceendpoints", endpoint(messageformat=4, namespaceaddress="https://ns/"))
+    bad = post(org, "serviceendpoints", endpoint(messageformat=4))  # not an option of the column (metadata)
     assert bad.status_code == 400
+    assert bad.json()["error"]["code"] == "0x8004431a"
     assert "messageformat" in bad.json()["error"]["message"]
+    bad = post(org, "serviceendpoints", endpoint(namespaceaddress="https://ns/"))  # a rule beyond the metadata
+    assert bad.status_code == 400
     assert "namespaceaddress" in bad.json()["error"]["message"]
 
 
