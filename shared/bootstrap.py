@@ -17,10 +17,10 @@ from shared.adapters.dataverse import DataverseClient
 from shared.adapters.pacing import Pacer, RateLimitedProvider, RateLimiter
 from shared.adapters.rtj_auth import SecretAuthorizer
 from shared.adapters.tokens import StaticToken, TokenProvider, default_credential
+from shared.app.config import ChannelConfig, RtjConfig
+from shared.app.deps import RtjDeps, build_deps
 from shared.ports import KeyValueStore, Provider, QueuePublisher
-from shared.repository import RtjRepository, StateRepository
-from shared.rtj_service import RtjConfig, RtjService
-from shared.service import ChannelConfig, ChannelService
+from shared.service import ChannelService
 from shared.settings import Settings, get_settings
 
 
@@ -162,27 +162,16 @@ def build_service(
     provider = build_provider(settings, session, credential)
     if settings.provider_max_per_second:
         provider = RateLimitedProvider(provider, RateLimiter(settings.provider_max_per_second))
-    rtj = RtjService(
+    rtj = RtjDeps(
         RtjConfig(
             callback_url=settings.callback_url(settings.channel_provider),
             default_country_code=settings.default_country_code,
             send_lease=timedelta(seconds=settings.send_lease_seconds),
         ),
         dataverse,
-        provider,
-        RtjRepository(store, clock.now),
-        clock,
         SecretAuthorizer(settings.rtj_outbound_secret),
     )
-    return ChannelService(
-        channel_config(settings),
-        dataverse,
-        provider,
-        StateRepository(store, clock.now),
-        queue,
-        clock,
-        rtj=rtj,
-    )
+    return ChannelService(build_deps(channel_config(settings), dataverse, provider, store, queue, clock, rtj=rtj))
 
 
 _service: ChannelService | None = None

@@ -9,13 +9,17 @@ from __future__ import annotations
 import base64
 import binascii
 import functools
-import ipaddress
 import re
 from typing import Literal
 from urllib.parse import urlsplit
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from shared.domain.models import CallbackProcessing
+from shared.domain.phone import strip_channel_prefix
+from shared.urls import WEB_API_PATH
+from shared.urls import is_loopback_host as is_loopback_host  # noqa: PLC0414 - re-exported for the CLI
 
 ProviderName = Literal["twilio", "acs", "loopback"]
 
@@ -34,17 +38,6 @@ DEFAULT_OPT_OUT_KEYWORDS = ("stop", "stopall", "unsubscribe", "cancel", "end", "
 
 class ConfigurationError(RuntimeError):
     """Raised when the app settings are missing or invalid; the message names every offending setting."""
-
-
-def is_loopback_host(host: str | None) -> bool:
-    if not host:
-        return False
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 def _https_or_loopback(value: str, setting: str) -> str:
@@ -129,7 +122,7 @@ class Settings(BaseSettings):
     # --- Throughput and pacing ----------------------------------------------------------------------
     send_concurrency: int = Field(default=8, ge=1, le=64, validation_alias="SEND_CONCURRENCY")
     provider_max_per_second: float = Field(default=0.0, ge=0, le=10_000, validation_alias="PROVIDER_MAX_PER_SECOND")
-    callback_processing: Literal["queued", "inline"] = Field(default="queued", validation_alias="CALLBACK_PROCESSING")
+    callback_processing: CallbackProcessing = Field(default="queued", validation_alias="CALLBACK_PROCESSING")
     dataverse_max_concurrency: int = Field(default=16, ge=1, le=52, validation_alias="DATAVERSE_MAX_CONCURRENCY")
     dataverse_request_budget: int = Field(default=5400, ge=0, le=6000, validation_alias="DATAVERSE_REQUEST_BUDGET")
     dataverse_budget_window_seconds: float = Field(
@@ -174,7 +167,7 @@ class Settings(BaseSettings):
         if urlsplit(value).path not in ("", "/"):
             raise ValueError(
                 "DATAVERSE_URL must be the environment URL only (https://<org>.crm.dynamics.com), "
-                "without /api/data/v9.2"
+                f"without {WEB_API_PATH}"
             )
         return value
 
@@ -277,7 +270,7 @@ class Settings(BaseSettings):
             errors.append("TWILIO_MESSAGING_SERVICE_SID: must look like MG followed by 32 hex characters")
         if self.twilio_from:
             sender = self.twilio_from
-            number = sender[len("whatsapp:") :] if sender.startswith("whatsapp:") else sender
+            number = strip_channel_prefix(sender)
             if not (_E164.match(number) or (sender == number and _ALPHANUMERIC_SENDER.match(sender))):
                 errors.append(
                     "TWILIO_FROM: must be an E.164 number (+14155550100), an alphanumeric sender "
@@ -317,7 +310,7 @@ class Settings(BaseSettings):
     # --- derived ---------------------------------------------------------------------------------
     @property
     def dataverse_api_base(self) -> str:
-        return f"{self.dataverse_url}/api/data/v9.2"
+        return f"{self.dataverse_url}{WEB_API_PATH}"
 
     @property
     def dataverse_scope(self) -> str:

@@ -6,18 +6,18 @@ from datetime import timedelta
 
 import pytest
 
+from shared.app.callback_codec import decode_events, encode_events
 from shared.domain.models import InboundEvent, InboundHttpRequest, StatusEvent, StatusKind
 from shared.domain.state import SendStatus
 from shared.ports import QueueMessage
-from shared.service import decode_event, encode_event
 from tests.fakes import World, world
 from tests.helpers import CONTACT_ID, ROW_ID, activity_message
 
 PHONE = "+447700900123"
 
 
-def sent_world() -> World:
-    w = world()
+def sent_world(callback_processing: str = "queued") -> World:
+    w = world(callback_processing=callback_processing)
     w.service.handle_activity_message(QueueMessage("activities", activity_message(), "m-1", "application/json"))
     return w
 
@@ -129,7 +129,7 @@ def test_reply_goes_to_the_most_recent_activity() -> None:
 
 
 def test_callback_is_queued_when_dataverse_is_down_and_applied_later() -> None:
-    w = sent_world()
+    w = sent_world("inline")
     w.provider.callback_events = [status(StatusKind.DELIVERED, "delivered")]
     w.dataverse.fail_interactions = 1
     request = InboundHttpRequest("POST", "/api/callbacks/fake", {}, {}, b"")
@@ -143,7 +143,7 @@ def test_callback_is_queued_when_dataverse_is_down_and_applied_later() -> None:
 
 
 def test_callback_fails_loudly_when_even_the_queue_is_down() -> None:
-    w = sent_world()
+    w = sent_world("inline")
     w.provider.callback_events = [status(StatusKind.DELIVERED, "delivered")]
     w.dataverse.fail_interactions = 1
     w.queue.fail_next = 1
@@ -153,7 +153,7 @@ def test_callback_fails_loudly_when_even_the_queue_is_down() -> None:
 
 def test_queued_callback_retries_with_backoff_and_poison_on_garbage() -> None:
     w = sent_world()
-    body = encode_event("fake", status(StatusKind.DELIVERED, "delivered"))
+    body = encode_events("fake", [status(StatusKind.DELIVERED, "delivered")])
     w.dataverse.fail_interactions = 1
     assert w.service.handle_queued_callback(QueueMessage("callbacks", body, "q1")).result == "retry_scheduled"
     assert w.queue.on("callbacks")[0].scheduled_at == w.clock.now() + timedelta(seconds=30)
@@ -168,14 +168,13 @@ def test_unknown_provider_is_404() -> None:
 
 def test_event_round_trip() -> None:
     event = StatusEvent("SM1", StatusKind.FAILED, "undelivered", activity_hint="a", error_code="30003")
-    assert decode_event(encode_event("twilio", event)) == ("twilio", event)
     inbound = InboundEvent("SM2", "+1", "+2", "hi")
-    assert decode_event(encode_event("twilio", inbound)) == ("twilio", inbound)
+    assert decode_events(encode_events("twilio", [event, inbound])) == [("twilio", event), ("twilio", inbound)]
 
 
 def test_a_callback_racing_the_send_reports_each_interaction_once() -> None:
     """The delivery report arrives while the send path is still reporting ``sent`` (it happens for real)."""
-    w = world()
+    w = world(callback_processing="inline")
     original = w.dataverse.create_interaction
     raced = []
 
