@@ -47,7 +47,7 @@ def handle_callback(deps: Deps, provider_name: str, request: InboundHttpRequest)
     applied: list[tuple[ProviderEvent, Handled]] = []
     for event in callback.events:
         try:
-            result = apply_event(deps, provider_name, event)
+            result = apply_event(deps, provider_name, event, outbox.hold)
         except (TransientError, DataverseError) as error:
             enqueue(deps, provider_name, [event], reason=str(error))
             continue
@@ -83,8 +83,8 @@ def enqueue(deps: Deps, provider_name: str, events: Sequence[ProviderEvent], *, 
 
 def apply_now(deps: Deps, provider_name: str, event: ProviderEvent) -> Outcome:
     """One event applied and its items reported at once (a batch of one); raises what stopped the report."""
-    result = apply_event(deps, provider_name, event)
     outbox = Outbox(deps)
+    result = apply_event(deps, provider_name, event, outbox.hold)
     outbox.add(*result.due)
     failures = outbox.report()
     for record in result.due:

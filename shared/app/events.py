@@ -14,6 +14,7 @@ from shared.app import rtj_events
 from shared.app.config import Handled, Outcome, handled
 from shared.app.deps import Deps
 from shared.app.message import activity_ids, set_opted_out
+from shared.app.outbox import Hold, no_hold
 from shared.domain import state as machine
 from shared.domain.keywords import classify_reply
 from shared.domain.models import InboundEvent, ProviderEvent, StatusEvent, StatusKind
@@ -23,22 +24,23 @@ from shared.domain.state import ActivityState
 from shared.log import log_event, mask_phone
 
 
-def apply_event(deps: Deps, provider_name: str, event: ProviderEvent) -> Handled:
-    """Raises TransientError / DataverseError when the event must be retried later."""
+def apply_event(deps: Deps, provider_name: str, event: ProviderEvent, hold: Hold = no_hold) -> Handled:
+    """Raises TransientError / DataverseError when the event must be retried later. ``hold``: the caller's outbox
+    takes its reporting lease in the same write that makes items due."""
     if isinstance(event, StatusEvent):
-        return apply_status(deps, provider_name, event)
-    return apply_inbound(deps, provider_name, event)
+        return apply_status(deps, provider_name, event, hold)
+    return apply_inbound(deps, provider_name, event, hold)
 
 
 def _mismatch(record: ActivityState, event: StatusEvent) -> bool:
     return bool(record.provider_message_id) and record.provider_message_id != event.provider_message_id
 
 
-def apply_status(deps: Deps, provider_name: str, event: StatusEvent) -> Handled:
+def apply_status(deps: Deps, provider_name: str, event: StatusEvent, hold: Hold = no_hold) -> Handled:
     indexes = deps.records.indexes
     key = event.activity_hint or indexes.find_by_message(provider_name, event.provider_message_id)
     if key and is_rtj_key(key) and deps.rtj is not None:
-        return rtj_events.apply_status(deps, provider_name, event, key)
+        return rtj_events.apply_status(deps, provider_name, event, key, hold)
     store = deps.records.activities
     record = store.peek(key) if key else None
     if record is None:
@@ -60,7 +62,8 @@ def apply_status(deps: Deps, provider_name: str, event: StatusEvent) -> Handled:
     def change(s: ActivityState) -> ActivityState | None:
         if _mismatch(s, event) or event.kind is StatusKind.IGNORED:
             return None  # decided again on fresh data: a signed report for one message never steers another
-        return machine.on_status(s, provider=provider_name, message_id=event.provider_message_id, kind=event.kind)
+        changed = machine.on_status(s, provider=provider_name, message_id=event.provider_message_id, kind=event.kind)
+        return _held(changed, hold)
 
     record = store.mutate(record.key, change) if not _mismatch(record, event) else record
     if _mismatch(record, event):
@@ -85,7 +88,7 @@ def apply_status(deps: Deps, provider_name: str, event: StatusEvent) -> Handled:
     return handled("applied", record)
 
 
-def apply_inbound(deps: Deps, provider_name: str, event: InboundEvent) -> Handled:
+def apply_inbound(deps: Deps, provider_name: str, event: InboundEvent, hold: Hold = no_hold) -> Handled:
     rtj = rtj_events.apply_inbound(deps, provider_name, event) if deps.rtj is not None else None
     sender = strip_channel_prefix(event.sender)
     phone = normalize_e164(sender, deps.config.default_country_code) or sender
@@ -107,6 +110,10 @@ def apply_inbound(deps: Deps, provider_name: str, event: InboundEvent) -> Handle
         log_event("reply.empty", provider_message_id=event.provider_message_id, **ids)
         return Handled(Outcome("empty", record.key))
     keyword = reply.keyword
-    record = store.mutate(record.key, lambda s: machine.on_keyword(s, keyword))
+    record = store.mutate(record.key, lambda s: _held(machine.on_keyword(s, keyword), hold))
     log_event("reply.matched", opt_out=reply.opt_out, provider_message_id=event.provider_message_id, **ids)
     return handled("applied", record, keyword)
+
+
+def _held(record: ActivityState | None, hold: Hold) -> ActivityState | None:
+    return None if record is None else hold(record)

@@ -9,12 +9,14 @@ Model: nyaruka/courier's batch committer (a failed ``$batch`` operation is retri
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from shared.app.config import Handled, Record
 from shared.app.deps import Deps
-from shared.app.reporting import report_due_many
+from shared.app.reporting import FLUSH_LEASE, report_due_many
+from shared.domain.due import Leased, take_lease
 from shared.domain.errors import DataverseError, TransientError
 from shared.domain.models import Interaction
 from shared.domain.rtj import NOT_DELIVERED
@@ -22,11 +24,28 @@ from shared.domain.rtj_state import RtjState
 from shared.domain.state import ActivityState
 from shared.log import log_event
 
+L = TypeVar("L", bound=Leased)
+
+
+class Hold(Protocol):
+    def __call__(self, record: L) -> L: ...
+
+
+def no_hold(record: L) -> L:
+    return record
+
 
 class Outbox:
     def __init__(self, deps: Deps) -> None:
         self._deps = deps
         self._records: dict[str, Record] = {}
+        self.token = uuid.uuid4().hex  # this outbox's reporting lease
+
+    def hold(self, record: L) -> L:
+        """Take the reporting lease in the same write that makes items due (one write less per record); the record
+        unchanged when another worker holds a live lease (reporting then waits for it, then defers)."""
+        now = self._deps.clock.now()
+        return take_lease(record, self.token, now, now + FLUSH_LEASE) or record
 
     def add(self, *records: Record) -> None:
         """Add records (the latest version of each key wins; reporting re-reads them under the lease anyway)."""
@@ -71,7 +90,7 @@ class Outbox:
             )
 
         pairs = [(r, _mutate_for(store, r.key)) for r in records]
-        _, errors = report_due_many(pairs, report_many, self._deps.clock, reported)
+        _, errors = report_due_many(pairs, report_many, self._deps.clock, reported, token=self.token)
         return {r.key: e for r, e in zip(records, errors, strict=True) if e is not None}
 
     # --- real-time journeys: msdyn_D365ChannelsNotification, one per item ---------------------------------------
@@ -96,7 +115,7 @@ class Outbox:
             log_event("rtj.notified", status=status, provider_message_id=r.provider_message_id, request_id=r.request_id)
 
         pairs = [(r, _mutate_for(store, r.key)) for r in records]
-        _, errors = report_due_many(pairs, report_many, self._deps.clock, reported)
+        _, errors = report_due_many(pairs, report_many, self._deps.clock, reported, token=self.token)
         return {r.key: e for r, e in zip(records, errors, strict=True) if e is not None}
 
 

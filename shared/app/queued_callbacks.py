@@ -36,7 +36,7 @@ def handle_queued_callbacks(deps: Deps, messages: Sequence[QueueMessage]) -> lis
         failure: Exception | None = None
         for provider_name, event in events:
             try:
-                results.append(apply_event(deps, provider_name, event))
+                results.append(apply_event(deps, provider_name, event, outbox.hold))
             except (TransientError, DataverseError) as error:
                 failure = error
                 break

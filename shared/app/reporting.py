@@ -22,6 +22,9 @@ from shared.ports import Clock
 FLUSH_LEASE = timedelta(seconds=150)
 FLUSH_WAIT_SECONDS = 0.3  # then defer: the holder reports what we added, the deferred retry is only a safety net
 FLUSH_POLL_SECONDS = 0.1
+# A lease the caller took in the write that made the items due (:meth:`shared.app.outbox.Outbox.hold`) is used
+# without another write while it is this fresh; an older one is renewed first (a write that re-checks ownership).
+HELD_FRESH = timedelta(seconds=30)
 
 S = TypeVar("S", bound=Leased)
 Change = Callable[[S], S | None]
@@ -34,6 +37,8 @@ def report_due_many(
     report_many: ReportMany[S],
     clock: Clock,
     on_reported: Callable[[S, str], Any] | None = None,
+    *,
+    token: str | None = None,
 ) -> tuple[list[S], list[Exception | None]]:
     """Report the due items of many records; per record, the final state and None or the error that stopped it.
 
@@ -42,12 +47,16 @@ def report_due_many(
     caller defers (reschedules the message, queues the callback): the holder re-reads the record after each item
     and only gives the lease back in the same write that empties ``due``, so nothing due is stranded.
     """
-    token = uuid.uuid4().hex
+    token = token or uuid.uuid4().hex
     final: list[S] = [state for state, _ in records]
     errors: list[Exception | None] = [None] * len(records)
     active: list[int] = []
     for index, (state, mutate) in enumerate(records):
         if not state.due:
+            continue
+        if _freshly_held(state, token, clock.now()):
+            final[index] = state
+            active.append(index)
             continue
         try:
             owned = _acquire(mutate, clock, token)
@@ -99,6 +108,11 @@ def _acquire(mutate: Mutate[S], clock: Clock, token: str) -> S | None:
             raise TransientError("another worker is reporting this record's items", retry_after=max(remaining, 1.0))
         clock.sleep(FLUSH_POLL_SECONDS)
         waited += FLUSH_POLL_SECONDS
+
+
+def _freshly_held(state: S, token: str, now: datetime) -> bool:
+    until = state.flush_until
+    return state.flush_owner == token and until is not None and until - now > FLUSH_LEASE - HELD_FRESH
 
 
 def _taker(token: str, now: datetime, until: datetime) -> Change[S]:

@@ -11,13 +11,15 @@ import logging
 
 from shared.app.config import Handled, Outcome, handled
 from shared.app.deps import Deps
+from shared.app.outbox import Hold, no_hold
 from shared.domain import rtj_state
 from shared.domain.models import InboundEvent, StatusEvent, StatusKind
 from shared.domain.phone import normalize_e164, strip_channel_prefix
+from shared.domain.rtj_state import RtjState
 from shared.log import log_event, mask_phone
 
 
-def apply_status(deps: Deps, provider_name: str, event: StatusEvent, key: str) -> Handled:
+def apply_status(deps: Deps, provider_name: str, event: StatusEvent, key: str, hold: Hold = no_hold) -> Handled:
     store = deps.records.rtj
     record = store.peek(key)
     if record is None:
@@ -34,9 +36,12 @@ def apply_status(deps: Deps, provider_name: str, event: StatusEvent, key: str) -
     if event.kind not in (StatusKind.DELIVERED, StatusKind.OPENED, StatusKind.FAILED):
         return Handled(Outcome("ignored", key))
     reason = event.error_code or event.raw_status
-    record = store.mutate(
-        key, lambda r: rtj_state.on_status(r, message_id=event.provider_message_id, kind=event.kind, reason=reason)
-    )
+
+    def change(r: RtjState) -> RtjState | None:
+        changed = rtj_state.on_status(r, message_id=event.provider_message_id, kind=event.kind, reason=reason)
+        return None if changed is None else hold(changed)
+
+    record = store.mutate(key, change)
     log_event(
         "rtj.status",
         status=event.raw_status,

@@ -227,3 +227,11 @@ def _sending(state, until):  # type: ignore[no-untyped-def]
     from dataclasses import replace
 
     return replace(state, send_status=SendStatus.SENDING, lease_until=until, send_attempts=1)
+
+
+def test_a_settled_activity_stays_a_duplicate_when_its_contact_is_gone() -> None:
+    w = world()
+    assert w.service.handle_activity_message(msg()).result == "sent"
+    del w.dataverse.rows[("contact", CONTACT_ID)]
+    assert w.service.handle_activity_message(msg()).result == "duplicate"
+    assert w.queue.on("activities-poison") == []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 
 import pytest
@@ -194,3 +195,31 @@ def test_a_callback_racing_the_send_reports_each_interaction_once() -> None:
     assert w.dataverse.response_types() == ["sent", "delivered"]
     state = w.repo.get(ROW_ID)
     assert state is not None and state.flush_owner is None and state.due == []
+
+
+def test_queued_callbacks_keep_the_real_outcome_of_their_events(caplog: pytest.LogCaptureFixture) -> None:
+    w = sent_world()
+    cases = {
+        "unknown": status(StatusKind.DELIVERED, "delivered", "FK999", None),
+        "mismatch": status(StatusKind.DELIVERED, "delivered", sid="FK-other"),
+        "ignored": status(StatusKind.IGNORED, "queued"),
+        "unmatched": InboundEvent("IN1", "+15551234567", "x", "yes"),
+        "applied": status(StatusKind.DELIVERED, "delivered"),
+    }
+    messages = [QueueMessage("callbacks", encode_events("fake", [event]), name) for name, event in cases.items()]
+    with caplog.at_level("INFO", logger="channel"):
+        outcomes = w.service.handle_queued_callbacks(messages)
+    assert [o.result for o in outcomes] == list(cases)
+    logged = [r.getMessage() for r in caplog.records if r.getMessage().startswith("callback.dequeued")]
+    assert len(logged) == 5 and "result=unknown" in logged[0] and "result=applied" in logged[-1]
+    several = QueueMessage("callbacks", encode_events("fake", list(cases.values())[:3]), "many")
+    assert w.service.handle_queued_callback(several).result == "ignored+mismatch+unknown"
+
+
+def test_the_earlier_single_event_queue_format_is_still_read() -> None:
+    w = sent_world()
+    event = status(StatusKind.DELIVERED, "delivered")
+    single = json.dumps({"provider": "fake", **json.loads(encode_events("fake", [event]))["events"][0]}).encode()
+    assert decode_events(single) == [("fake", event)]
+    assert w.service.handle_queued_callback(QueueMessage("callbacks", single, "old")).result == "applied"
+    assert w.dataverse.response_types() == ["sent", "delivered"]
