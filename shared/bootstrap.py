@@ -14,6 +14,7 @@ from typing import Any
 import requests
 
 from shared.adapters.dataverse import DataverseClient
+from shared.adapters.http import new_session
 from shared.adapters.pacing import Pacer, RateLimitedProvider, RateLimiter
 from shared.adapters.rtj_auth import SecretAuthorizer
 from shared.adapters.tokens import StaticToken, TokenProvider, default_credential
@@ -30,15 +31,6 @@ class SystemClock:
 
     def sleep(self, seconds: float) -> None:
         time.sleep(seconds)
-
-
-def new_session(pool_size: int = 32) -> requests.Session:
-    """A pooled session: keep-alive connections to Dataverse and the provider, reused across invocations."""
-    session = requests.Session()
-    adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=pool_size)
-    session.mount("https://", adapter)
-    session.mount("http://", adapter)
-    return session
 
 
 def channel_config(settings: Settings) -> ChannelConfig:

@@ -51,23 +51,34 @@ def report_due_many(
     final: list[S] = [state for state, _ in records]
     errors: list[Exception | None] = [None] * len(records)
     active: list[int] = []
-    for index, (state, mutate) in enumerate(records):
+    waiting: list[int] = []
+    for index, (state, _) in enumerate(records):
         if not state.due:
             continue
         if _freshly_held(state, token, clock.now()):
-            final[index] = state
-            active.append(index)
-            continue
-        try:
-            owned = _acquire(mutate, clock, token)
-        except TransientError as error:
-            errors[index] = error
-            continue
-        if owned is None:
-            final[index] = mutate(lambda s: None)
+            active.append(index)  # the caller took the lease in the write that made the items due
         else:
-            final[index] = owned
-            active.append(index)
+            waiting.append(index)
+    waited = 0.0
+    while waiting:  # take the leases; wait (once for all of them) for leases other workers hold
+        now = clock.now()
+        held: list[int] = []
+        for index in waiting:
+            final[index] = records[index][1](_taker(token, now, now + FLUSH_LEASE))
+            if final[index].flush_owner == token:
+                active.append(index)
+            elif final[index].due:
+                held.append(index)
+        if held and waited >= FLUSH_WAIT_SECONDS:
+            for index in held:
+                retry_after = max(_seconds_left(final[index].flush_until, now), 1.0)
+                errors[index] = TransientError("another worker is reporting this record's items", retry_after)
+            break
+        if held:
+            clock.sleep(FLUSH_POLL_SECONDS)
+            waited += FLUSH_POLL_SECONDS
+        waiting = held
+    active.sort()
     try:
         while active:
             waiting = [i for i in active if final[i].due]
@@ -91,23 +102,6 @@ def report_due_many(
             records[i][1](lambda s: release_lease(s, token, force=True))
         raise
     return final, errors
-
-
-def _acquire(mutate: Mutate[S], clock: Clock, token: str) -> S | None:
-    waited = 0.0
-    while True:
-        now = clock.now()
-        until = now + FLUSH_LEASE
-        current = mutate(_taker(token, now, until))
-        if current.flush_owner == token:
-            return current
-        if not current.due:
-            return None
-        if waited >= FLUSH_WAIT_SECONDS:
-            remaining = _seconds_left(current.flush_until, now)
-            raise TransientError("another worker is reporting this record's items", retry_after=max(remaining, 1.0))
-        clock.sleep(FLUSH_POLL_SECONDS)
-        waited += FLUSH_POLL_SECONDS
 
 
 def _freshly_held(state: S, token: str, now: datetime) -> bool:

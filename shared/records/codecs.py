@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import asdict
+from dataclasses import fields
 from datetime import datetime
 from typing import Any
 
@@ -16,6 +16,8 @@ from shared.domain.models import ActivityRef
 from shared.domain.rtj_state import RtjState, RtjStatus
 from shared.domain.state import ActivityState, SendStatus
 
+_ACTIVITY_FIELDS = tuple(f.name for f in fields(ActivityRef))
+_RTJ_FIELDS = tuple(f.name for f in fields(RtjState) if f.name != "etag")
 _LISTS = ("due", "recorded")
 _TIMES = ("lease_until", "flush_until", "updated_at")
 
@@ -37,7 +39,7 @@ class ActivityCodec:
 
     def encode(self, state: ActivityState) -> dict[str, Any]:
         return {
-            **{f"a_{k}": v for k, v in asdict(state.activity).items()},
+            **{f"a_{name}": getattr(state.activity, name) for name in _ACTIVITY_FIELDS},
             "send_status": state.send_status.value,
             "provider": state.provider or "",
             "provider_message_id": state.provider_message_id or "",
@@ -53,7 +55,7 @@ class ActivityCodec:
         }
 
     def decode(self, values: Mapping[str, Any], etag: str) -> ActivityState:
-        activity = ActivityRef(**{name: str(values[f"a_{name}"]) for name in ActivityRef.__dataclass_fields__})
+        activity = ActivityRef(**{name: str(values[f"a_{name}"]) for name in _ACTIVITY_FIELDS})
         return ActivityState(
             activity=activity,
             send_status=SendStatus(values["send_status"]),
@@ -80,9 +82,8 @@ class RtjCodec:
 
     def encode(self, state: RtjState) -> dict[str, Any]:
         values: dict[str, Any] = {}
-        for name, value in asdict(state).items():
-            if name == "etag":
-                continue
+        for name in _RTJ_FIELDS:
+            value = getattr(state, name)
             if name in _LISTS:
                 values[name] = json.dumps(value)
             elif name in _TIMES:
@@ -95,8 +96,8 @@ class RtjCodec:
 
     def decode(self, values: Mapping[str, Any], etag: str) -> RtjState:
         kwargs: dict[str, Any] = {}
-        for name in RtjState.__dataclass_fields__:
-            if name == "etag" or name not in values:
+        for name in _RTJ_FIELDS:
+            if name not in values:
                 continue
             raw = values[name]
             if name in _LISTS:
