@@ -15,7 +15,7 @@ from shared.app.deps import Deps
 from shared.app.queued_callbacks import handle_queued_callbacks
 from shared.app.rtj_outbound import handle_rtj_outbound
 from shared.domain.models import HttpReply, InboundHttpRequest, ProviderEvent
-from shared.ports import Dataverse, Provider, QueueMessage
+from shared.ports import QueueMessage
 
 
 class ChannelService:
@@ -25,14 +25,6 @@ class ChannelService:
     @property
     def config(self) -> ChannelConfig:
         return self.deps.config
-
-    @property
-    def dataverse(self) -> Dataverse:
-        return self.deps.dataverse
-
-    @property
-    def provider(self) -> Provider:
-        return self.deps.provider
 
     def handle_activity_batch(self, messages: Sequence[QueueMessage]) -> list[Outcome]:
         return handle_activity_batch(self.deps, messages)

@@ -55,16 +55,7 @@ def _send(deps: Deps, rtj: RtjDeps, payload: OutboundPayload) -> HttpReply:
         "test_send": payload.is_test_send or None,
     }
     store = deps.records.rtj
-    fresh = RtjState(
-        key=payload.key,
-        channel_definition_id=payload.channel_definition_id,
-        request_id=payload.request_id,
-        idempotency_id=payload.idempotency_id,
-        sender=payload.sender,
-        to_masked=mask_phone(payload.to),
-        journey_id=payload.journey_id,
-        is_test_send=payload.is_test_send,
-    )
+    fresh = rtj_state.new_send(payload, mask_phone(payload.to))
     record, _ = store.get_or_insert(fresh)
     if record.status in FINAL_RTJ_STATES:
         log_event("rtj.replayed", status=record.status.value, provider_message_id=record.provider_message_id, **ids)

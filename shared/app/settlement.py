@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from datetime import timedelta
+from typing import Any
 
 from shared.app.config import Outcome
 from shared.app.deps import Deps
@@ -26,6 +27,19 @@ def attempt_of(message: QueueMessage) -> int:
         return 1
 
 
+Logged = tuple[str, int, dict[str, Any]]  # the log event, its level, its fields
+
+
+def _copy(
+    deps: Deps, message: QueueMessage, queue: str, properties: dict[str, Any], logged: Logged, **options: Any
+) -> None:
+    """Publish the original body to ``queue`` (raises if Service Bus can't take it), then log it."""
+    content_type = message.content_type
+    deps.queue.publish(queue, message.body, content_type=content_type, application_properties=properties, **options)
+    event, level, fields = logged
+    log_event(event, level, queue=message.queue, message_id=message.message_id, **fields)
+
+
 def poison(deps: Deps, message: QueueMessage, reason: str, detail: str) -> Outcome:
     """Send the original message to the poison queue with the reason; the trigger then completes it."""
     properties = {
@@ -35,21 +49,8 @@ def poison(deps: Deps, message: QueueMessage, reason: str, detail: str) -> Outco
         "channel-source-queue": message.queue,
         "channel-original-message-id": message.message_id,
     }
-    deps.queue.publish(
-        deps.config.poison_queue,
-        message.body,
-        content_type=message.content_type,
-        application_properties=properties,
-        message_id=message.message_id or None,
-    )
-    log_event(
-        "message.poisoned",
-        logging.ERROR,
-        queue=message.queue,
-        message_id=message.message_id,
-        reason=reason,
-        detail=detail,
-    )
+    logged = ("message.poisoned", logging.ERROR, {"reason": reason, "detail": detail})
+    _copy(deps, message, deps.config.poison_queue, properties, logged, message_id=message.message_id or None)
     return Outcome("poisoned", detail=reason)
 
 
@@ -65,22 +66,18 @@ def retry_later(deps: Deps, message: QueueMessage, error: Exception) -> Outcome:
     delay = min(config.retry_base_seconds * (2 ** (attempt - 1)), MAX_BACKOFF_SECONDS)
     if retry_after:
         delay = max(delay, float(retry_after))
-    deps.queue.publish(
+    properties = {**dict(message.application_properties), ATTEMPT_PROPERTY: attempt + 1}
+    message_id = f"{message.message_id}:retry{attempt}"[:128] if message.message_id else None
+    when = deps.clock.now() + timedelta(seconds=delay)
+    fields = {"attempt": attempt, "delay_seconds": round(delay, 1), "reason": detail[:300]}
+    _copy(
+        deps,
+        message,
         message.queue,
-        message.body,
-        content_type=message.content_type,
-        application_properties={**dict(message.application_properties), ATTEMPT_PROPERTY: attempt + 1},
-        message_id=f"{message.message_id}:retry{attempt}"[:128] if message.message_id else None,
-        scheduled_at=deps.clock.now() + timedelta(seconds=delay),
-    )
-    log_event(
-        "message.retry_scheduled",
-        logging.WARNING,
-        queue=message.queue,
-        message_id=message.message_id,
-        attempt=attempt,
-        delay_seconds=round(delay, 1),
-        reason=detail[:300],
+        properties,
+        ("message.retry_scheduled", logging.WARNING, fields),
+        message_id=message_id,
+        scheduled_at=when,
     )
     return Outcome("retry_scheduled", detail=detail)
 

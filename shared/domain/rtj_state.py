@@ -9,7 +9,7 @@ from enum import StrEnum
 
 from shared.domain.due import add_items
 from shared.domain.models import StatusKind
-from shared.domain.rtj import DELIVERED, NOT_DELIVERED
+from shared.domain.rtj import DELIVERED, NOT_DELIVERED, OutboundPayload
 
 AMBIGUOUS_DETAIL = "the provider may have the message; it is not sent again to avoid a duplicate"
 
@@ -49,6 +49,13 @@ class RtjState:
     flush_until: datetime | None = None
     updated_at: datetime | None = None
     etag: str | None = None
+
+
+def new_send(payload: OutboundPayload, to_masked: str) -> RtjState:
+    """The record of a send not attempted yet (keyed by the payload's idempotency key)."""
+    ids = (payload.key, payload.channel_definition_id, payload.request_id, payload.idempotency_id)
+    test = payload.is_test_send
+    return RtjState(*ids, sender=payload.sender, to_masked=to_masked, journey_id=payload.journey_id, is_test_send=test)
 
 
 def not_sent(s: RtjState, reason: str, detail: str) -> RtjState | None:

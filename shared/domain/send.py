@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from shared.domain import rtj_state, state
 from shared.domain.rtj_state import RtjState
@@ -26,17 +26,11 @@ class SendMachine(Generic[S]):
     ambiguous: Callable[..., S | None]  # (s, *, detail): may have been taken: never resent
 
 
-OUTBOUND: SendMachine[ActivityState] = SendMachine(
-    claim=state.claim,
-    accepted=state.accepted,
-    rejected=state.rejected,
-    released=state.released,
-    ambiguous=state.ambiguous,
-)
-RTJ: SendMachine[RtjState] = SendMachine(
-    claim=rtj_state.claim,
-    accepted=rtj_state.accepted,
-    rejected=rtj_state.rejected,
-    released=rtj_state.released,
-    ambiguous=rtj_state.ambiguous,
-)
+def _machine(transitions: Any) -> Any:
+    return SendMachine(
+        transitions.claim, transitions.accepted, transitions.rejected, transitions.released, transitions.ambiguous
+    )
+
+
+OUTBOUND: SendMachine[ActivityState] = _machine(state)
+RTJ: SendMachine[RtjState] = _machine(rtj_state)

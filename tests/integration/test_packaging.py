@@ -29,14 +29,8 @@ def test_the_build_holds_every_package_and_the_function_app(tmp_path: Path) -> N
             shutil.copytree(path, source / name, ignore=shutil.ignore_patterns("__pycache__"))
         else:
             shutil.copy2(path, source / name)
-    done = subprocess.run(  # noqa: S603 - our own interpreter and fixed arguments
-        [sys.executable, "-c", "import setuptools; setuptools.setup()", "-q", "build_py", "--build-lib", str(built)],
-        cwd=source,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    build = [sys.executable, "-c", "import setuptools; setuptools.setup()", "-q", "build_py", "--build-lib", str(built)]
+    done = subprocess.run(build, cwd=source, capture_output=True, text=True, timeout=120, check=False)  # noqa: S603
     assert done.returncode == 0, done.stderr[-2000:]
     expected = _packages(ROOT)
     assert {"shared.app", "shared.records", "shared.domain"} <= expected

@@ -28,7 +28,7 @@ class Sender:
 
     def __init__(self, service: ChannelService) -> None:
         self.count = 0
-        provider = service.provider
+        provider = service.deps.provider
 
         def send(request: object) -> object:
             from shared.domain.models import SendResult
@@ -67,7 +67,7 @@ def _status(
 
 
 def _types(service: ChannelService) -> list[str]:
-    dataverse = service.dataverse
+    dataverse = service.deps.dataverse
     assert isinstance(dataverse, FakeDataverse)
     return dataverse.response_types()
 
