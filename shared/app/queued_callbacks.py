@@ -16,7 +16,6 @@ from shared.app.events import apply_event
 from shared.app.outbox import Outbox
 from shared.app.settlement import poison, retry_later
 from shared.domain.errors import DataverseError, TransientError
-from shared.log import log_event
 from shared.ports import QueueMessage
 
 
@@ -54,9 +53,7 @@ def handle_queued_callbacks(deps: Deps, messages: Sequence[QueueMessage]) -> lis
             if index not in settled:
                 outcomes[index] = retry_later(deps, messages[index], report_error)
                 settled.add(index)
-    for message, outcome in zip(messages, outcomes, strict=True):
-        log_event("callback.dequeued", message_id=message.message_id, result=outcome.result, row_id=outcome.row_id)
-    return outcomes
+    return outcomes  # each event logged its own outcome (callback.status, callback.unknown_message, ...)
 
 
 def combined(results: Sequence[Handled]) -> Outcome:

@@ -52,12 +52,13 @@ def take_lease(state: L, token: str, now: datetime, until: datetime) -> L | None
 def finish_item(state: L, key: str, token: str, until: datetime) -> L:
     """``key`` was reported: move it to recorded; the holder gives the lease back in the same write when nothing
     else is due, else extends it (a worker that lost the lease only records the item)."""
-    moved = mark_done(state, key)
     if state.flush_owner != token:
-        return moved
-    if not moved.due:
-        return replace(moved, flush_owner=None, flush_until=None)  # type: ignore[type-var]
-    return replace(moved, flush_until=until)  # type: ignore[type-var]
+        return mark_done(state, key)
+    due = [k for k in state.due if k != key]
+    recorded = state.recorded if key in state.recorded else [*state.recorded, key]
+    if not due:
+        return replace(state, due=due, recorded=recorded, flush_owner=None, flush_until=None)  # type: ignore[type-var]
+    return replace(state, due=due, recorded=recorded, flush_until=until)  # type: ignore[type-var]
 
 
 def release_lease(state: L, token: str, *, force: bool = False) -> L | None:

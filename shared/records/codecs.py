@@ -30,6 +30,14 @@ def parse_time(value: Any) -> datetime | None:
     return datetime.fromisoformat(str(value))
 
 
+def _list(raw: Any) -> list[str]:
+    return [] if raw in (None, "", "[]") else list(json.loads(raw))
+
+
+def _dump(items: list[str]) -> str:
+    return json.dumps(items) if items else "[]"
+
+
 def _text(value: Any) -> str | None:
     return None if value in (None, "") else str(value)
 
@@ -46,8 +54,8 @@ class ActivityCodec:
             "phone_masked": state.phone_masked or "",
             "lease_until": state.lease_until.isoformat() if state.lease_until else "",
             "send_attempts": state.send_attempts,
-            "due": json.dumps(state.due),
-            "recorded": json.dumps(state.recorded),
+            "due": _dump(state.due),
+            "recorded": _dump(state.recorded),
             "last_error": (state.last_error or "")[:1000],
             "updated_at": state.updated_at.isoformat() if state.updated_at else "",
             "flush_owner": state.flush_owner or "",
@@ -64,8 +72,8 @@ class ActivityCodec:
             phone_masked=_text(values.get("phone_masked")),
             lease_until=parse_time(values.get("lease_until")),
             send_attempts=int(values.get("send_attempts") or 0),
-            due=list(json.loads(values.get("due") or "[]")),
-            recorded=list(json.loads(values.get("recorded") or "[]")),
+            due=_list(values.get("due")),
+            recorded=_list(values.get("recorded")),
             last_error=_text(values.get("last_error")),
             updated_at=parse_time(values.get("updated_at")),
             flush_owner=_text(values.get("flush_owner")),

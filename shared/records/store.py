@@ -80,8 +80,8 @@ class RecordStore(Generic[S]):
     def insert(self, record: S) -> S:
         """Create ``record``; raise :class:`Conflict` when it exists."""
         fresh = replace(record, updated_at=self._now())  # type: ignore[type-var]
-        etag = self._store.insert(record.key, self._codec.row, self._codec.encode(fresh))
-        return self._remember(replace(fresh, etag=etag))  # type: ignore[type-var]
+        fresh.etag = self._store.insert(record.key, self._codec.row, self._codec.encode(fresh))
+        return self._remember(fresh)  # our own copy: nobody else holds it yet
 
     def get_or_insert(self, record: S) -> tuple[S, bool]:
         """Insert ``record`` unless its key exists; (the stored record, whether it was created now)."""
@@ -99,11 +99,11 @@ class RecordStore(Generic[S]):
             raise ValueError("save() needs a record that was read from the store")
         updated = replace(record, updated_at=self._now())  # type: ignore[type-var]
         try:
-            etag = self._store.replace(record.key, self._codec.row, self._codec.encode(updated), record.etag)
+            updated.etag = self._store.replace(record.key, self._codec.row, self._codec.encode(updated), record.etag)
         except Conflict:
             self._forget(record.key)
             raise
-        return self._remember(replace(updated, etag=etag))  # type: ignore[type-var]
+        return self._remember(updated)  # our own copy: nobody else holds it yet
 
     def mutate(self, key: str, change: Callable[[S], S | None]) -> S:
         """Read-modify-write with optimistic concurrency; ``change`` returning None means no write.

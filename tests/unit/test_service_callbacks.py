@@ -200,19 +200,19 @@ def test_a_callback_racing_the_send_reports_each_interaction_once() -> None:
 def test_queued_callbacks_keep_the_real_outcome_of_their_events(caplog: pytest.LogCaptureFixture) -> None:
     w = sent_world()
     cases = {
-        "unknown": status(StatusKind.DELIVERED, "delivered", "FK999", None),
-        "mismatch": status(StatusKind.DELIVERED, "delivered", sid="FK-other"),
-        "ignored": status(StatusKind.IGNORED, "queued"),
-        "unmatched": InboundEvent("IN1", "+15551234567", "x", "yes"),
-        "applied": status(StatusKind.DELIVERED, "delivered"),
+        "unknown": (status(StatusKind.DELIVERED, "delivered", "FK999", None), "callback.unknown_message"),
+        "mismatch": (status(StatusKind.DELIVERED, "delivered", sid="FK-other"), "callback.mismatch"),
+        "ignored": (status(StatusKind.IGNORED, "queued"), "callback.status_ignored"),
+        "unmatched": (InboundEvent("IN1", "+15551234567", "x", "yes"), "reply.unmatched"),
+        "applied": (status(StatusKind.DELIVERED, "delivered"), "callback.status"),
     }
-    messages = [QueueMessage("callbacks", encode_events("fake", [event]), name) for name, event in cases.items()]
+    messages = [QueueMessage("callbacks", encode_events("fake", [event]), name) for name, (event, _) in cases.items()]
     with caplog.at_level("INFO", logger="channel"):
         outcomes = w.service.handle_queued_callbacks(messages)
     assert [o.result for o in outcomes] == list(cases)
-    logged = [r.getMessage() for r in caplog.records if r.getMessage().startswith("callback.dequeued")]
-    assert len(logged) == 5 and "result=unknown" in logged[0] and "result=applied" in logged[-1]
-    several = QueueMessage("callbacks", encode_events("fake", list(cases.values())[:3]), "many")
+    events = [r.getMessage().split()[0] for r in caplog.records]
+    assert [e for e in events if e.startswith(("callback.", "reply."))] == [logged for _, logged in cases.values()]
+    several = QueueMessage("callbacks", encode_events("fake", [event for event, _ in list(cases.values())[:3]]), "many")
     assert w.service.handle_queued_callback(several).result == "ignored+mismatch+unknown"
 
 
