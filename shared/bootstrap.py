@@ -14,14 +14,15 @@ from typing import Any
 import requests
 
 from shared.adapters.dataverse import DataverseClient
+from shared.adapters.http import new_session
 from shared.adapters.pacing import Pacer, RateLimitedProvider, RateLimiter
-from shared.adapters.rtj_auth import build_authorizer
+from shared.adapters.rtj_auth import RtjAuthorizer, SecretAuthorizer, UnavailableAuthorizer
 from shared.adapters.secret_gate import UnavailableQueue, gate
 from shared.adapters.tokens import dataverse_tokens, default_credential
+from shared.app.config import ChannelConfig, RtjConfig
+from shared.app.deps import RtjDeps, build_deps
 from shared.ports import KeyValueStore, Provider, QueuePublisher
-from shared.repository import RtjRepository, StateRepository
-from shared.rtj_service import RtjConfig, RtjService
-from shared.service import ChannelConfig, ChannelService
+from shared.service import ChannelService
 from shared.settings import Settings, get_settings
 
 
@@ -31,15 +32,6 @@ class SystemClock:
 
     def sleep(self, seconds: float) -> None:
         time.sleep(seconds)
-
-
-def new_session(pool_size: int = 32) -> requests.Session:
-    """A pooled session: keep-alive connections to Dataverse and the provider, reused across invocations."""
-    session = requests.Session()
-    adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=pool_size)
-    session.mount("https://", adapter)
-    session.mount("http://", adapter)
-    return session
 
 
 def channel_config(settings: Settings) -> ChannelConfig:
@@ -111,6 +103,27 @@ def _provider(settings: Settings, session: requests.Session, credential: Any = N
     raise ValueError(f"unsupported provider {settings.channel_provider}")  # settings validation prevents this
 
 
+def build_authorizer(settings: Settings, session: requests.Session) -> RtjAuthorizer:
+    """The authorizer for ``RTJ_AUTH_MODE``; 503 for every call while its settings are missing or unresolved."""
+    if settings.rtj_auth_mode == "secret" and settings.is_unresolved("RTJ_OUTBOUND_SECRET"):
+        return UnavailableAuthorizer(["RTJ_OUTBOUND_SECRET"], "holds an unresolved Key Vault reference")
+    missing = settings.rtj_auth_missing
+    if missing:
+        return UnavailableAuthorizer(missing, f"not set (RTJ_AUTH_MODE={settings.rtj_auth_mode})")
+    if settings.rtj_auth_mode == "secret":
+        return SecretAuthorizer(settings.rtj_outbound_secret)
+    from shared.adapters.entra_auth import EntraAuthorizer, TenantSigningKeys
+
+    tenant = str(settings.rtj_token_tenant_id)
+    return EntraAuthorizer(
+        audience=str(settings.rtj_token_audience),
+        tenant_id=tenant,
+        client_id=str(settings.rtj_token_client_id),
+        keys=TenantSigningKeys(authority=settings.rtj_token_authority, tenant_id=tenant, session=session),
+        authority=settings.rtj_token_authority,
+    )
+
+
 def build_service(
     settings: Settings,
     *,
@@ -171,27 +184,16 @@ def build_service(
     provider = build_provider(settings, session, credential)
     if settings.provider_max_per_second:
         provider = RateLimitedProvider(provider, RateLimiter(settings.provider_max_per_second))
-    rtj = RtjService(
+    rtj = RtjDeps(
         RtjConfig(
             callback_url=settings.callback_url(settings.channel_provider),
             default_country_code=settings.default_country_code,
             send_lease=timedelta(seconds=settings.send_lease_seconds),
         ),
         dataverse,
-        provider,
-        RtjRepository(store, clock.now),
-        clock,
         build_authorizer(settings, session),
     )
-    return ChannelService(
-        channel_config(settings),
-        dataverse,
-        provider,
-        StateRepository(store, clock.now),
-        queue,
-        clock,
-        rtj=rtj,
-    )
+    return ChannelService(build_deps(channel_config(settings), dataverse, provider, store, queue, clock, rtj=rtj))
 
 
 _service: ChannelService | None = None

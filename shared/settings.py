@@ -6,10 +6,7 @@ configure (see README "Settings"). A missing or invalid setting fails fast with 
 
 from __future__ import annotations
 
-import base64
-import binascii
 import functools
-import ipaddress
 import re
 from typing import Literal
 from urllib.parse import urlsplit
@@ -17,39 +14,26 @@ from urllib.parse import urlsplit
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from shared.domain.models import CallbackProcessing
+from shared.provider_settings import acs_errors, twilio_errors
 from shared.secret_settings import UNRESOLVED_FIELD, drop_unresolved_references
+from shared.urls import WEB_API_PATH
+from shared.urls import is_loopback_host as is_loopback_host  # noqa: PLC0414 - re-exported for the CLI
 
 ProviderName = Literal["twilio", "acs", "loopback"]
 
 _LOGICAL_NAME = re.compile(r"^[a-z][a-z0-9_]{0,127}$")
 _TABLE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9]{2,62}$")
 _QUEUE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\-/]{0,259}$")
-_TWILIO_ACCOUNT_SID = re.compile(r"^AC[0-9a-fA-F]{32}$")
-_TWILIO_SERVICE_SID = re.compile(r"^MG[0-9a-fA-F]{32}$")
-_E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")
-_ALPHANUMERIC_SENDER = re.compile(r"^(?=.*[A-Za-z])[A-Za-z0-9 ]{1,11}$")
-_URL_SAFE_SECRET = re.compile(r"^[A-Za-z0-9\-_.~]+$")
 _GUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 MIN_RTJ_SECRET_LENGTH = 24
 RTJ_ENTRA_SETTINGS = ("RTJ_TOKEN_AUDIENCE", "RTJ_TOKEN_TENANT_ID", "RTJ_TOKEN_CLIENT_ID")
-MIN_EVENTGRID_SECRET_LENGTH = 24
 
 DEFAULT_OPT_OUT_KEYWORDS = ("stop", "stopall", "unsubscribe", "cancel", "end", "quit")
 
 
 class ConfigurationError(RuntimeError):
     """Raised when the app settings are missing or invalid; the message names every offending setting."""
-
-
-def is_loopback_host(host: str | None) -> bool:
-    if not host:
-        return False
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 def _https_or_loopback(value: str, setting: str) -> str:
@@ -145,7 +129,7 @@ class Settings(BaseSettings):
     # --- Throughput and pacing ----------------------------------------------------------------------
     send_concurrency: int = Field(default=8, ge=1, le=64, validation_alias="SEND_CONCURRENCY")
     provider_max_per_second: float = Field(default=0.0, ge=0, le=10_000, validation_alias="PROVIDER_MAX_PER_SECOND")
-    callback_processing: Literal["queued", "inline"] = Field(default="queued", validation_alias="CALLBACK_PROCESSING")
+    callback_processing: CallbackProcessing = Field(default="queued", validation_alias="CALLBACK_PROCESSING")
     dataverse_max_concurrency: int = Field(default=16, ge=1, le=52, validation_alias="DATAVERSE_MAX_CONCURRENCY")
     dataverse_request_budget: int = Field(default=5400, ge=0, le=6000, validation_alias="DATAVERSE_REQUEST_BUDGET")
     dataverse_budget_window_seconds: float = Field(
@@ -220,7 +204,7 @@ class Settings(BaseSettings):
         if urlsplit(value).path not in ("", "/"):
             raise ValueError(
                 "DATAVERSE_URL must be the environment URL only (https://<org>.crm.dynamics.com), "
-                "without /api/data/v9.2"
+                f"without {WEB_API_PATH}"
             )
         return value
 
@@ -302,14 +286,14 @@ class Settings(BaseSettings):
                 "AzureWebJobsStorage__accountName for an identity-based connection"
             )
         if self.channel_provider == "twilio":
-            errors.extend(self._twilio_errors())
+            errors.extend(twilio_errors(self))
         if self.channel_provider == "loopback":
             if not self.loopback_provider_url:
                 errors.append("LOOPBACK_PROVIDER_URL: required when CHANNEL_PROVIDER=loopback")
             if not (self.loopback_signing_key or self.is_unresolved("LOOPBACK_SIGNING_KEY")):
                 errors.append("LOOPBACK_SIGNING_KEY: required when CHANNEL_PROVIDER=loopback")
         if self.channel_provider == "acs":
-            errors.extend(self._acs_errors())
+            errors.extend(acs_errors(self))
         if self.rtj_outbound_secret is not None and len(self.rtj_outbound_secret) < MIN_RTJ_SECRET_LENGTH:
             errors.append(
                 f"RTJ_OUTBOUND_SECRET: must be at least {MIN_RTJ_SECRET_LENGTH} characters (a generated random value)"
@@ -319,60 +303,6 @@ class Settings(BaseSettings):
         if errors:
             raise ValueError("; ".join(errors))
         return self
-
-    def _twilio_errors(self) -> list[str]:
-        errors: list[str] = []
-        if not self.twilio_account_sid:
-            errors.append("TWILIO_ACCOUNT_SID: required when CHANNEL_PROVIDER=twilio")
-        elif not _TWILIO_ACCOUNT_SID.match(self.twilio_account_sid):
-            errors.append("TWILIO_ACCOUNT_SID: must look like AC followed by 32 hex characters")
-        if not (self.twilio_auth_token or self.is_unresolved("TWILIO_AUTH_TOKEN")):
-            errors.append("TWILIO_AUTH_TOKEN: required when CHANNEL_PROVIDER=twilio")
-        if bool(self.twilio_from) == bool(self.twilio_messaging_service_sid):
-            errors.append("TWILIO_FROM / TWILIO_MESSAGING_SERVICE_SID: set exactly one of them")
-        if self.twilio_messaging_service_sid and not _TWILIO_SERVICE_SID.match(self.twilio_messaging_service_sid):
-            errors.append("TWILIO_MESSAGING_SERVICE_SID: must look like MG followed by 32 hex characters")
-        if self.twilio_from:
-            sender = self.twilio_from
-            number = sender[len("whatsapp:") :] if sender.startswith("whatsapp:") else sender
-            if not (_E164.match(number) or (sender == number and _ALPHANUMERIC_SENDER.match(sender))):
-                errors.append(
-                    "TWILIO_FROM: must be an E.164 number (+14155550100), an alphanumeric sender "
-                    "(max 11 characters) or whatsapp:+E164"
-                )
-        return errors
-
-    def _acs_errors(self) -> list[str]:
-        errors: list[str] = []
-        if not self.acs_endpoint:
-            errors.append(
-                "ACS_ENDPOINT: required when CHANNEL_PROVIDER=acs (https://<resource>.communication.azure.com)"
-            )
-        if not self.acs_from:
-            errors.append("ACS_FROM: required when CHANNEL_PROVIDER=acs")
-        elif not (_E164.match(self.acs_from) or _ALPHANUMERIC_SENDER.match(self.acs_from)):
-            errors.append(
-                "ACS_FROM: must be an E.164 number (+18005550100) or an alphanumeric sender (max 11 characters)"
-            )
-        if self.acs_access_key:
-            try:
-                base64.b64decode(self.acs_access_key, validate=True)
-            except (binascii.Error, ValueError):
-                errors.append("ACS_ACCESS_KEY: must be the resource's base64 access key (or unset to use Entra ID)")
-        secret = self.acs_eventgrid_secret
-        if not secret and self.is_unresolved("ACS_EVENTGRID_SECRET"):
-            pass  # the callback endpoint answers 503 until Key Vault resolves it
-        elif not secret:
-            errors.append(
-                "ACS_EVENTGRID_SECRET: required when CHANNEL_PROVIDER=acs (the Event Grid subscription's "
-                "X-Channel-Secret delivery attribute)"
-            )
-        elif len(secret) < MIN_EVENTGRID_SECRET_LENGTH or not _URL_SAFE_SECRET.match(secret):
-            errors.append(
-                f"ACS_EVENTGRID_SECRET: must be at least {MIN_EVENTGRID_SECRET_LENGTH} characters of "
-                "A-Z a-z 0-9 - _ . ~ (e.g. python -c 'import secrets; print(secrets.token_urlsafe(32))')"
-            )
-        return errors
 
     # --- derived ---------------------------------------------------------------------------------
     def is_unresolved(self, setting: str) -> bool:
@@ -389,7 +319,7 @@ class Settings(BaseSettings):
 
     @property
     def dataverse_api_base(self) -> str:
-        return f"{self.dataverse_url}/api/data/v9.2"
+        return f"{self.dataverse_url}{WEB_API_PATH}"
 
     @property
     def dataverse_scope(self) -> str:

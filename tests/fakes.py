@@ -9,6 +9,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from shared.adapters.memory import MemoryQueue, MemoryStore
+from shared.app.config import ChannelConfig
+from shared.app.deps import build_deps
 from shared.domain.errors import NotFound, TransientError
 from shared.domain.models import (
     ActivityRef,
@@ -19,8 +21,10 @@ from shared.domain.models import (
     SendRequest,
     SendResult,
 )
-from shared.repository import StateRepository
-from shared.service import ChannelConfig, ChannelService
+from shared.domain.state import ActivityState
+from shared.records.indexes import Indexes
+from shared.records.store import RecordStore
+from shared.service import ChannelService
 from tests.helpers import CONTACT_ID, MESSAGE_ID, MESSAGE_TABLE
 
 
@@ -127,6 +131,7 @@ def config(**overrides: Any) -> ChannelConfig:
         max_attempts=3,
         retry_base_seconds=30.0,
         send_lease=timedelta(minutes=2),
+        callback_processing="queued",  # the settings default: tests run the path production runs
     )
     values.update(overrides)
     return ChannelConfig(**values)
@@ -142,8 +147,12 @@ class World:
     clock: FakeClock
 
     @property
-    def repo(self) -> StateRepository:
-        return self.service.state
+    def repo(self) -> RecordStore[ActivityState]:
+        return self.service.deps.records.activities
+
+    @property
+    def indexes(self) -> Indexes:
+        return self.service.deps.records.indexes
 
 
 def world(body: str = "Hi {{contact.firstname}}", phone: str | None = "+447700900123", **cfg: Any) -> World:
@@ -152,5 +161,5 @@ def world(body: str = "Hi {{contact.firstname}}", phone: str | None = "+44770090
     dataverse.rows[("contact", CONTACT_ID)] = {"mobilephone": phone, "donotphone": False, "firstname": "Avery"}
     provider = FakeProvider()
     store, queue, clock = MemoryStore(), MemoryQueue(), FakeClock()
-    service = ChannelService(config(**cfg), dataverse, provider, StateRepository(store, clock.now), queue, clock)
+    service = ChannelService(build_deps(config(**cfg), dataverse, provider, store, queue, clock))
     return World(service, dataverse, provider, store, queue, clock)

@@ -11,25 +11,35 @@
 from __future__ import annotations
 
 import json
+import logging
 import random
 import threading
 import time
 import uuid
-from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any, Protocol
 from urllib.parse import quote
 
 import requests
 
+from shared.adapters.cache import LruTtlCache
+from shared.adapters.odata import (
+    RETRYABLE_STATUS,
+    BatchOperation,
+    BatchResult,
+    build_batch,
+    error_of,
+    in_filter,
+    parse_batch_response,
+    retry_after_of,
+)
 from shared.adapters.pacing import Pacer
 from shared.domain.errors import DataverseError, NotFound, TransientError
 from shared.domain.models import ActivityRef, Interaction, ResponseType
-from shared.log import log_event, scrub
+from shared.log import log_event
+from shared.urls import WEB_API_PATH
 
 ACTION = "msdyncrm_CustomChannelActivityCreateInteraction"
-RETRYABLE_STATUS = frozenset({500, 502, 503, 504})
 # A call, with all its retries, timeouts and waits, ends within this; the reporting lease outlasts it (2.5x), so
 # no other worker can take over an interaction while a call for it may still be in flight.
 CALL_DEADLINE_SECONDS = 60.0
@@ -76,30 +86,6 @@ def interaction_body(activity: ActivityRef, interaction: Interaction, signature:
     return body
 
 
-class _LruTtlCache:
-    def __init__(self, max_items: int, ttl_seconds: float) -> None:
-        self._items: OrderedDict[Any, tuple[float, Any]] = OrderedDict()
-        self._max = max_items
-        self._ttl = ttl_seconds
-        self._lock = threading.Lock()
-
-    def get(self, key: Any) -> Any | None:
-        with self._lock:
-            found = self._items.get(key)
-            if found is None or found[0] < time.monotonic():
-                self._items.pop(key, None)
-                return None
-            self._items.move_to_end(key)
-            return found[1]
-
-    def put(self, key: Any, value: Any) -> None:
-        with self._lock:
-            self._items[key] = (time.monotonic() + self._ttl, value)
-            self._items.move_to_end(key)
-            while len(self._items) > self._max:
-                self._items.popitem(last=False)
-
-
 class DataverseClient:
     def __init__(
         self,
@@ -117,7 +103,7 @@ class DataverseClient:
         batch_size: int = 50,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.api = f"{base_url.rstrip('/')}/api/data/v9.2"
+        self.api = f"{base_url.rstrip('/')}{WEB_API_PATH}"
         self._tokens = tokens
         self._session = session or requests.Session()
         self._timeout = timeout
@@ -128,7 +114,7 @@ class DataverseClient:
         self._sleep = sleep
         self._set_names: dict[str, str] = {}
         self._set_lock = threading.Lock()
-        self._row_cache = _LruTtlCache(256, row_cache_ttl)
+        self._row_cache = LruTtlCache(256, row_cache_ttl)
         self._organization_id: str | None = None
         self.pacer = pacer or Pacer()
         self.batch_size = batch_size
@@ -178,7 +164,7 @@ class DataverseClient:
                 delay = self._backoff(attempt)
                 if attempt >= self._max_retries or self._clock() + delay >= deadline:
                     raise TransientError(f"Dataverse {operation}: {exc.__class__.__name__}") from None
-                log_event("dataverse.retry", 30, operation=operation, reason=exc.__class__.__name__)
+                log_event("dataverse.retry", logging.WARNING, operation=operation, reason=exc.__class__.__name__)
                 self._sleep(delay)
                 attempt += 1
                 continue
@@ -191,21 +177,22 @@ class DataverseClient:
                 refreshed = True
                 continue
             if status == 429 or status in RETRYABLE_STATUS:
-                retry_after = _retry_after(response)
+                retry_after = retry_after_of(response)
                 if status == 429:
                     self.throttled_count += 1
                     self.pacer.pause(retry_after if retry_after is not None else 1.0)
                 delay = retry_after if retry_after is not None else self._backoff(attempt)
                 if attempt >= self._max_retries or self._clock() + delay >= deadline:
-                    code, message = _error_of(response)
+                    code, message = error_of(response)
                     raise TransientError(
                         f"Dataverse {operation}: HTTP {status} {code} {message}".strip(), retry_after=delay
                     )
-                log_event("dataverse.retry", 30, operation=operation, status=status, wait_seconds=round(delay, 2))
+                wait = round(delay, 2)
+                log_event("dataverse.retry", logging.WARNING, operation=operation, status=status, wait_seconds=wait)
                 self._sleep(delay)
                 attempt += 1
                 continue
-            code, message = _error_of(response)
+            code, message = error_of(response)
             error_type = NotFound if status == 404 else DataverseError
             raise error_type(status, code, message, operation)
 
@@ -281,14 +268,13 @@ class DataverseClient:
     def execute_batch(self, operations: Sequence[BatchOperation], *, operation: str) -> list[BatchResult]:
         """Run operations in ``$batch`` requests of at most ``batch_size`` (continue-on-error); results in order."""
         results: list[BatchResult] = []
-        api_path = "/api/data/v9.2"
         for start in range(0, len(operations), max(1, self.batch_size)):
             chunk = operations[start : start + self.batch_size]
             boundary = f"batch_{uuid.uuid4()}"
             response = self.request(
                 "POST",
                 "$batch",
-                raw=build_batch(api_path, chunk, boundary),
+                raw=build_batch(WEB_API_PATH, chunk, boundary),
                 headers={
                     "Content-Type": f"multipart/mixed; boundary={boundary}",
                     "Prefer": "odata.continue-on-error",
@@ -400,128 +386,3 @@ class DataverseClient:
             body={"inboundPayLoad": json.dumps(dict(payload), separators=(",", ":"))},
             operation="D365ChannelsInbound",
         )
-
-
-@dataclass(frozen=True)
-class BatchOperation:
-    method: str
-    path: str  # relative to /api/data/v9.2
-    body: Any = None
-
-
-@dataclass(frozen=True)
-class BatchResult:
-    status: int  # 0 when the operation was not executed
-    body: Any = None
-    code: str = ""
-    message: str = ""
-
-    @property
-    def ok(self) -> bool:
-        return 200 <= self.status < 300
-
-    @property
-    def retryable(self) -> bool:
-        return self.status in (0, 429) or self.status in RETRYABLE_STATUS
-
-
-def build_batch(api_path: str, operations: Sequence[BatchOperation], boundary: str) -> bytes:
-    """A ``multipart/mixed`` $batch body: one ``application/http`` part per operation (no change sets)."""
-    lines: list[str] = []
-    for index, op in enumerate(operations, start=1):
-        lines += [
-            f"--{boundary}",
-            "Content-Type: application/http",
-            "Content-Transfer-Encoding: binary",
-            f"Content-ID: {index}",
-            "",
-            f"{op.method} {api_path}/{op.path.lstrip('/')} HTTP/1.1",
-        ]
-        if op.body is not None:
-            lines += ["Content-Type: application/json; type=entry", "", json.dumps(op.body, separators=(",", ":"))]
-        else:
-            lines += [""]
-        lines.append("")
-    lines.append(f"--{boundary}--")
-    return ("\r\n".join(lines) + "\r\n").encode()
-
-
-def parse_batch_response(content_type: str, body: bytes) -> list[BatchResult]:
-    """Results in request order from a ``batchresponse_…`` body (change-set parts are flattened)."""
-    boundary = _boundary_of(content_type)
-    if boundary is None:
-        raise ValueError("the $batch response has no multipart boundary")
-    results: list[BatchResult] = []
-    for part in _split_parts(body, boundary):
-        head, _, rest = part.partition(b"\r\n\r\n")
-        head_text = head.decode("utf-8", "replace").lower()
-        if "multipart/mixed" in head_text:
-            inner = _boundary_of(head.decode("utf-8", "replace"))
-            if inner is not None:
-                for sub in _split_parts(rest, inner):
-                    results.append(_parse_http_part(sub))
-            continue
-        results.append(_parse_http_part(part))
-    return results
-
-
-def _boundary_of(content_type: str) -> str | None:
-    for piece in content_type.split(";"):
-        key, _, value = piece.strip().partition("=")
-        if key.lower() == "boundary" and value:
-            return value.strip().strip('"')
-    return None
-
-
-def _split_parts(body: bytes, boundary: str) -> list[bytes]:
-    delimiter = b"--" + boundary.encode()
-    parts = []
-    for chunk in body.split(delimiter)[1:]:
-        if chunk.startswith(b"--"):
-            break
-        parts.append(chunk.strip(b"\r\n"))
-    return parts
-
-
-def _parse_http_part(part: bytes) -> BatchResult:
-    _, _, http = part.partition(b"\r\n\r\n")  # skip the part's own MIME headers
-    status_line, _, rest = http.partition(b"\r\n")
-    try:
-        status = int(status_line.split()[1])
-    except (IndexError, ValueError):
-        return BatchResult(0, None, "", "unparseable operation response")
-    _, _, payload = rest.partition(b"\r\n\r\n")
-    payload = payload.strip()
-    document: Any = None
-    if payload:
-        try:
-            document = json.loads(payload)
-        except ValueError:
-            document = None
-    if status >= 400:
-        error = document.get("error", {}) if isinstance(document, dict) else {}
-        return BatchResult(status, document, str(error.get("code", "")), scrub(str(error.get("message", "")))[:500])
-    return BatchResult(status, document)
-
-
-def in_filter(column: str, values: Sequence[str]) -> str:
-    quoted = ",".join("'" + v.replace("'", "''") + "'" for v in values)
-    return f"Microsoft.Dynamics.CRM.In(PropertyName='{column}',PropertyValues=[{quoted}])"
-
-
-def _retry_after(response: requests.Response) -> float | None:
-    value = response.headers.get("Retry-After")
-    if value is None:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        return None
-
-
-def _error_of(response: requests.Response) -> tuple[str, str]:
-    try:
-        error = response.json().get("error", {})
-        return str(error.get("code", "")), scrub(str(error.get("message", "")))[:500]
-    except ValueError:
-        return "", scrub(response.text[:200])

@@ -1,9 +1,10 @@
 """Who may call ``POST /api/rtj/outbound``: the relay plug-in's credential, checked before anything is read.
 
 An :class:`RtjAuthorizer` answers ``None`` (allowed) or the error reply to send. The outbound use case takes one
-and knows nothing of how the caller proves itself. :func:`build_authorizer` picks one from ``RTJ_AUTH_MODE``:
-``entra`` (default; :mod:`shared.adapters.entra_auth`) or ``secret``. A mode whose settings are missing, or hold an
-unresolved Key Vault reference, gets an authorizer that refuses every call with 503 naming them: never open.
+and knows nothing of how the caller proves itself. :func:`shared.bootstrap.build_authorizer` picks one from
+``RTJ_AUTH_MODE``: ``entra`` (default; :mod:`shared.adapters.entra_auth`) or ``secret``. A mode whose settings are
+missing, or hold an unresolved Key Vault reference, gets an authorizer that refuses every call with 503 naming them:
+never open.
 """
 
 from __future__ import annotations
@@ -11,15 +12,10 @@ from __future__ import annotations
 import hmac
 import json
 import logging
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 from shared.domain.models import HttpReply, InboundHttpRequest
 from shared.log import log_event
-
-if TYPE_CHECKING:
-    import requests
-
-    from shared.settings import Settings
 
 
 class RtjAuthorizer(Protocol):
@@ -65,24 +61,3 @@ class SecretAuthorizer:
             log_event("rtj.outbound_forbidden", logging.WARNING)
             return error_reply(403, "invalid secret")
         return None
-
-
-def build_authorizer(settings: Settings, session: requests.Session) -> RtjAuthorizer:
-    """The authorizer for ``RTJ_AUTH_MODE``; 503 for every call while its settings are missing or unresolved."""
-    if settings.rtj_auth_mode == "secret" and settings.is_unresolved("RTJ_OUTBOUND_SECRET"):
-        return UnavailableAuthorizer(["RTJ_OUTBOUND_SECRET"], "holds an unresolved Key Vault reference")
-    missing = settings.rtj_auth_missing
-    if missing:
-        return UnavailableAuthorizer(missing, f"not set (RTJ_AUTH_MODE={settings.rtj_auth_mode})")
-    if settings.rtj_auth_mode == "secret":
-        return SecretAuthorizer(settings.rtj_outbound_secret)
-    from shared.adapters.entra_auth import EntraAuthorizer, TenantSigningKeys
-
-    tenant = str(settings.rtj_token_tenant_id)
-    return EntraAuthorizer(
-        audience=str(settings.rtj_token_audience),
-        tenant_id=tenant,
-        client_id=str(settings.rtj_token_client_id),
-        keys=TenantSigningKeys(authority=settings.rtj_token_authority, tenant_id=tenant, session=session),
-        authority=settings.rtj_token_authority,
-    )

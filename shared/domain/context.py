@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import json
 import re
-import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from shared.domain.errors import PoisonMessage
+from shared.domain.ids import is_guid, normalize_guid
 from shared.domain.models import ACTIVITY_ENTITY, ActivityRef
 
 CLAIMS = "http://schemas.microsoft.com/xrm/2011/Claims/"
@@ -41,20 +41,6 @@ class ParsedActivityMessage:
     correlation_id: str | None
     organization_id: str | None
     operation_created_on: datetime | None
-
-
-def is_guid(value: object) -> bool:
-    if not isinstance(value, str):
-        return False
-    try:
-        uuid.UUID(value)
-    except ValueError:
-        return False
-    return len(value.strip("{}")) == 36
-
-
-def normalize_guid(value: str) -> str:
-    return str(uuid.UUID(value))
 
 
 def parse_wcf_date(value: object) -> datetime | None:

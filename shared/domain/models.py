@@ -4,6 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import Literal
+
+# How callbacks are reported: "queued" (acknowledge at once, report from the callback queue in batches; the
+# settings default) or "inline" (report during the request, queue only what Dataverse cannot take).
+CallbackProcessing = Literal["queued", "inline"]
 
 
 class ResponseType(StrEnum):

@@ -6,6 +6,12 @@ import re
 
 _SEPARATORS = re.compile(r"[\s\-().\u00a0/]")
 _E164 = re.compile(r"^\+[1-9]\d{6,14}$")
+WHATSAPP_PREFIX = "whatsapp:"
+
+
+def strip_channel_prefix(address: str) -> str:
+    """The number behind a provider address: ``whatsapp:+447700900123`` → ``+447700900123`` (others unchanged)."""
+    return address[len(WHATSAPP_PREFIX) :] if address.startswith(WHATSAPP_PREFIX) else address
 
 
 def normalize_e164(raw: str | None, default_country_code: str | None = None) -> str | None:

@@ -9,18 +9,17 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from datetime import datetime
+from dataclasses import dataclass
 from typing import Any
 
-from shared.domain.context import is_guid, normalize_guid
 from shared.domain.errors import CallbackRejected
+from shared.domain.ids import is_guid, normalize_guid
 
 SENT = "Sent"
 NOT_SENT = "NotSent"
 DELIVERED = "Delivered"
 NOT_DELIVERED = "NotDelivered"
-KEY_PREFIX = "rtj-"
+KEY_PREFIX = "rtj-"  # record keys of real-time journeys sends: a delivery report is routed on it
 
 
 class InvalidPayload(ValueError):
@@ -135,28 +134,6 @@ def response_json(
     return json.dumps(body, separators=(",", ":")).encode()
 
 
-@dataclass
-class RtjState:
-    """One real-time journeys send (keyed by the idempotency key); also routes its delivery reports."""
-
-    key: str
-    channel_definition_id: str
-    request_id: str
-    idempotency_id: str | None = None
-    sender: str | None = None
-    to_masked: str | None = None
-    journey_id: str | None = None
-    is_test_send: bool = False
-    status: str = "claimed"  # claimed | sending | sent | notsent | ambiguous
-    provider: str | None = None
-    provider_message_id: str | None = None
-    reason: str | None = None
-    detail: str | None = None
-    lease_until: datetime | None = None
-    due: list[str] = field(default_factory=list)  # "Delivered" / "NotDelivered:<reason>"
-    recorded: list[str] = field(default_factory=list)
-    flush_owner: str | None = None
-    flush_until: datetime | None = None
-    updated_at: datetime | None = None
-    etag: str | None = None
-    contract: str = "rtj"
+def is_rtj_key(key: str) -> bool:
+    """Which contract a record key (a callback's ``activity`` hint, a message-index entry) belongs to."""
+    return key.startswith(KEY_PREFIX)

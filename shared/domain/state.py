@@ -1,14 +1,17 @@
-"""The durable per-activity state record and its pure transition rules.
+"""The durable per-activity state record (outbound marketing) and its send/report state machine, as pure functions.
 
 One record per Custom Channel Activity row (keyed by the row id) makes processing exactly-once:
 ``send_status`` says whether the provider was called, and ``due``/``recorded`` say which interactions must still
 be / have been reported to Dataverse. Interactions are added to ``due`` first and moved to ``recorded`` after
 Dataverse accepted them, so a crash never loses one.
+
+Every transition takes a record and returns the changed record, or None when it does not apply to the record as it
+is now (the store then writes nothing): the store's read-modify-write retries them on fresh data.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
 
@@ -32,7 +35,6 @@ FINAL_SEND_STATES = frozenset({SendStatus.SENT, SendStatus.FAILED, SendStatus.SU
 class ActivityState:
     activity: ActivityRef
     send_status: SendStatus = SendStatus.CLAIMED
-    contract: str = "outbound"
     provider: str | None = None
     provider_message_id: str | None = None
     phone_masked: str | None = None
@@ -45,6 +47,10 @@ class ActivityState:
     flush_owner: str | None = None  # the worker currently reporting ``due`` interactions (a lease)
     flush_until: datetime | None = None
     etag: str | None = None
+
+    @property
+    def key(self) -> str:
+        return self.activity.row_id
 
     @property
     def row_id(self) -> str:
@@ -68,6 +74,68 @@ _OPENED = Interaction(ResponseType.OPENED)
 _FAILED = Interaction(ResponseType.FAILED)
 
 
+# --- send ------------------------------------------------------------------------------------------------------
+def suppressed(s: ActivityState) -> ActivityState | None:
+    """The compliance column is set: nothing is sent, nothing is recorded."""
+    return replace(s, send_status=SendStatus.SUPPRESSED) if s.send_status is SendStatus.CLAIMED else None
+
+
+def not_sent(s: ActivityState, reason: str, phone_masked: str) -> ActivityState | None:
+    """Nothing can be sent (no usable phone, empty text): ``failed`` without calling the provider."""
+    if s.send_status is not SendStatus.CLAIMED:
+        return None
+    failed = replace(s, send_status=SendStatus.FAILED, last_error=reason, phone_masked=phone_masked)
+    return add_due(failed, _FAILED)
+
+
+def claim(s: ActivityState, *, provider: str, lease_until: datetime, phone_masked: str) -> ActivityState | None:
+    """Take the send lease: only an unsent record can be claimed."""
+    if s.send_status is not SendStatus.CLAIMED:
+        return None
+    return replace(
+        s,
+        send_status=SendStatus.SENDING,
+        lease_until=lease_until,
+        provider=provider,
+        phone_masked=phone_masked,
+        send_attempts=s.send_attempts + 1,
+    )
+
+
+def accepted(s: ActivityState, *, provider: str, message_id: str) -> ActivityState:
+    """The provider took the message: ``sent`` is due (a delivery report that came first keeps its message id)."""
+    moved = replace(
+        s,
+        send_status=SendStatus.SENT,
+        lease_until=None,
+        provider=provider,
+        provider_message_id=s.provider_message_id or message_id,
+        last_error=None,
+    )
+    return add_due(moved, _SENT)
+
+
+def rejected(s: ActivityState, *, code: str, detail: str) -> ActivityState | None:
+    """The provider refused the message for good: ``failed``."""
+    failed = replace(s, send_status=SendStatus.FAILED, lease_until=None, last_error=f"{code} {detail}")
+    return add_due(failed, _FAILED)
+
+
+def released(s: ActivityState, *, detail: str) -> ActivityState | None:
+    """The provider certainly did not take it (connect failure, 429, 5xx): unsent again, to be retried."""
+    if s.send_status is not SendStatus.SENDING:
+        return None
+    return replace(s, send_status=SendStatus.CLAIMED, lease_until=None, last_error=detail)
+
+
+def ambiguous(s: ActivityState, *, detail: str) -> ActivityState | None:
+    """The provider may have the message: never resent (a later delivery report still resolves it)."""
+    if s.send_status is not SendStatus.SENDING:
+        return None
+    return replace(s, send_status=SendStatus.AMBIGUOUS, lease_until=None, last_error=detail)
+
+
+# --- reports and replies ---------------------------------------------------------------------------------------
 def interactions_for_status(state: ActivityState, kind: StatusKind) -> list[Interaction]:
     """Which interactions a delivery status adds, given what was already seen. Statuses never go backwards.
 
@@ -88,3 +156,21 @@ def interactions_for_status(state: ActivityState, kind: StatusKind) -> list[Inte
             return []
         wanted = [_FAILED]
     return [i for i in wanted if not state.seen(i.key)]
+
+
+def on_status(s: ActivityState, *, provider: str, message_id: str, kind: StatusKind) -> ActivityState | None:
+    """A delivery report. It proves the provider has the message, so an uncertain send resolves to ``sent``."""
+    original = s
+    if s.send_status in (SendStatus.SUPPRESSED, SendStatus.FAILED) and not s.provider_message_id:
+        return None  # we never sent this one: a report for it is bogus
+    if s.send_status in (SendStatus.SENDING, SendStatus.AMBIGUOUS, SendStatus.CLAIMED):
+        resolved = replace(s, send_status=SendStatus.SENT, lease_until=None, provider_message_id=message_id)
+        s = add_due(replace(resolved, provider=provider), _SENT)
+    s = add_due(s, *interactions_for_status(s, kind))
+    return None if s == original else s
+
+
+def on_keyword(s: ActivityState, keyword: str) -> ActivityState | None:
+    """A reply: ``keyword:<word>`` once per activity and word."""
+    item = Interaction(ResponseType.KEYWORD, keyword)
+    return None if s.seen(item.key) else add_due(s, item)

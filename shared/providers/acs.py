@@ -41,6 +41,7 @@ from shared.domain.models import (
 )
 from shared.log import log_event, scrub
 from shared.providers import eventgrid
+from shared.urls import is_loopback_host
 
 NAME = "acs"
 DELIVERY_REPORT = "microsoft.communication.smsdeliveryreportreceived"
@@ -57,8 +58,6 @@ def e164(value: str) -> str:
 
 
 def _is_loopback_http(endpoint: str) -> bool:
-    from shared.settings import is_loopback_host
-
     parts = urlsplit(endpoint)
     return parts.scheme == "http" and is_loopback_host(parts.hostname)
 

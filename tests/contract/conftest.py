@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import pytest
 
 from shared.adapters.memory import MemoryQueue, MemoryStore
-from shared.repository import StateRepository
+from shared.app.deps import build_deps
 from shared.service import ChannelService
 from tests.contract.harnesses import HARNESSES, Harness
 from tests.fakes import FakeClock, FakeDataverse, config
@@ -39,14 +39,10 @@ def contract(request: pytest.FixtureRequest) -> Iterator[Contract]:
     dataverse.rows[(MESSAGE_TABLE, MESSAGE_ID)] = {"cr123_body": "Hi {{contact.firstname}}"}
     dataverse.rows[("contact", CONTACT_ID)] = {"mobilephone": PHONE, "donotphone": False, "firstname": "Avery"}
     store, queue, clock = MemoryStore(), MemoryQueue(), FakeClock()
-    service = ChannelService(
-        config(provider_name=harness.name, callback_url=callback_url),
-        dataverse,
-        harness.provider(callback_url),
-        StateRepository(store, clock.now),
-        queue,
-        clock,
-    )
+    provider = harness.provider(callback_url)
+    # inline: the contract asserts what each callback records, right after it is answered
+    cfg = config(provider_name=harness.name, callback_url=callback_url, callback_processing="inline")
+    service = ChannelService(build_deps(cfg, dataverse, provider, store, queue, clock))
     try:
         yield Contract(harness, service, dataverse, queue, clock, callback_url)
     finally:

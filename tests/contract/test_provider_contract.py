@@ -21,7 +21,7 @@ def test_send_accepted_records_sent_once(contract: Contract) -> None:
     sent = contract.harness.sent()
     assert [(s.to, s.body) for s in sent] == [(PHONE, "Hi Avery")]
     assert contract.response_types() == ["sent"]
-    state = contract.service.state.get(ROW_ID)
+    state = contract.service.deps.records.activities.get(ROW_ID)
     assert state is not None and state.provider_message_id == sent[0].provider_message_id
 
 
@@ -52,7 +52,7 @@ def test_delivered_and_failed_reports_map_to_interactions(contract: Contract) ->
     _deliver(contract)
     sent = contract.harness.sent()[0]
     request = contract.harness.status_request(contract.callback_url, sent, ROW_ID, delivered=True)
-    callback = contract.service.providers[contract.harness.name].handle_callback(request)
+    callback = contract.service.deps.provider.handle_callback(request)
     [event] = callback.events
     assert isinstance(event, StatusEvent)
     assert event.kind is StatusKind.DELIVERED
@@ -75,7 +75,7 @@ def test_duplicate_event_records_once(contract: Contract) -> None:
     _deliver(contract)
     sent = contract.harness.sent()[0]
     request = contract.harness.status_request(contract.callback_url, sent, ROW_ID, delivered=True)
-    provider = contract.service.providers[contract.harness.name]
+    provider = contract.service.deps.provider
     assert provider.handle_callback(request).events == provider.handle_callback(request).events  # same event id
     for _ in range(2):
         assert 200 <= contract.service.handle_callback(contract.harness.name, request).status < 300
@@ -85,7 +85,7 @@ def test_duplicate_event_records_once(contract: Contract) -> None:
 def test_inbound_reply_records_keyword(contract: Contract) -> None:
     _deliver(contract)
     request = contract.harness.inbound_request(contract.callback_url, PHONE, "Yes please")
-    [event] = contract.service.providers[contract.harness.name].handle_callback(request).events
+    [event] = contract.service.deps.provider.handle_callback(request).events
     assert isinstance(event, InboundEvent) and event.sender == PHONE and event.event_id
     assert 200 <= contract.service.handle_callback(contract.harness.name, request).status < 300
     assert contract.service.handle_callback(contract.harness.name, request).status < 300  # redelivered

@@ -1,7 +1,8 @@
 """Fault-injection engine: thousands of activities through the real service, with faults and worker crashes.
 
-What is real: :class:`ChannelService` (entered only through ``handle_activity_message`` / ``handle_callback`` /
-``handle_queued_callback``), :class:`StateRepository` on :class:`MemoryStore` (Table Storage ETag semantics), the
+What is real: the use cases behind :class:`ChannelService` (entered only through its trigger entry points
+``handle_activity_batch`` / ``handle_callback`` / ``handle_queued_callbacks``), the record store on
+:class:`MemoryStore` (Table Storage ETag semantics), the
 real :class:`DataverseClient` (inline retries, Retry-After, backoff) and the real :class:`TwilioProvider` (send
 classification, signature check, form parsing). Only the wire is simulated: a fake ``requests`` session answers for
 Dataverse and Twilio, with injected 429 / 503 / timeouts / 5xx, and Service Bus is a discrete-event scheduler with
@@ -45,11 +46,13 @@ from shared.adapters.dataverse import DataverseClient
 from shared.adapters.memory import MemoryStore
 from shared.adapters.pacing import Pacer
 from shared.adapters.tokens import StaticToken
+from shared.app.deps import build_deps
 from shared.domain.models import InboundHttpRequest
-from shared.domain.state import SendStatus
+from shared.domain.state import ActivityState, SendStatus
 from shared.ports import QueueMessage
 from shared.providers.twilio import TwilioProvider
-from shared.repository import StateRepository
+from shared.records.codecs import ACTIVITIES
+from shared.records.store import RecordStore
 from shared.service import ChannelService
 from tests.fakes import config as channel_config
 from tests.helpers import MESSAGE_ID, MESSAGE_TABLE, activity_message, fixture_bytes
@@ -230,7 +233,7 @@ class Simulation:
             session=_TwilioSession(self),  # type: ignore[arg-type]
             timeout=10.0,
         )
-        return ChannelService(
+        deps = build_deps(
             channel_config(
                 provider_name="twilio",
                 callback_url=CALLBACK_URL,
@@ -242,10 +245,11 @@ class Simulation:
             ),
             dataverse,
             provider,
-            StateRepository(self.crashing_store, self.clock_now),
+            self.crashing_store,
             _SimQueue(self),
             _SimClock(self),
         )
+        return ChannelService(deps)
 
     def _pick_instance(self) -> int:
         return self.rng.randrange(len(self.instances))
@@ -306,11 +310,6 @@ class Simulation:
             typical = self._steps_per_message.get(kind, 12.0) * messages
             crash = self.rng.randrange(int(typical) + 2)
         invocation = Invocation(kind, crash)
-        # Each invocation runs on its own worker thread in the Functions host: per-thread state of the service
-        # (the batch's deferred-flush list) must not leak into an invocation interleaved during this one's I/O.
-        saved = [getattr(instance._deferred, "states", None) for instance in self.instances]
-        for instance in self.instances:
-            instance._deferred.states = None
         self._stack.append(invocation)
         self.max_nesting_seen = max(self.max_nesting_seen, len(self._stack))
         try:
@@ -320,8 +319,6 @@ class Simulation:
             self._steps_per_message[kind] = 0.95 * average + 0.05 * (invocation.steps / messages)
         finally:
             self._stack.pop()
-            for instance, states in zip(self.instances, saved, strict=False):
-                instance._deferred.states = states
 
     # ----------------------------------------------------------------------------------- set-up
     def _uuid(self) -> str:
@@ -604,9 +601,9 @@ class Simulation:
     # ----------------------------------------------------------------------------------- figures
     def report(self) -> dict[str, Any]:
         state_of: dict[str, Any] = {}
+        records: RecordStore[ActivityState] = RecordStore(self.store, ACTIVITIES, self.clock_now)  # the table itself
         for truth in self.truths:
-            state = self.service.state.get(truth.row_id)
-            state_of[truth.row_id] = state
+            state_of[truth.row_id] = records.get(truth.row_id)
         recorded: dict[str, Counter[str]] = defaultdict(Counter)
         by_type: Counter[str] = Counter()
         for activity_id, key in self.interactions:

@@ -48,15 +48,15 @@ def test_stop_reply_is_honoured_when_the_worker_died_after_the_provider_accepted
 
 def test_reply_is_matched_when_the_worker_died_after_the_state_write() -> None:
     w = world()
-    original = w.repo.index_message
+    original = w.indexes.index_message
 
     def die(*args: object) -> None:
         raise Died
 
-    w.repo.index_message = die  # type: ignore[method-assign]
+    w.indexes.index_message = die  # type: ignore[method-assign]
     with pytest.raises(Died):
         w.service.handle_activity_message(QueueMessage("activities", activity_message(), "m-1", "application/json"))
-    w.repo.index_message = original  # type: ignore[method-assign]
+    w.indexes.index_message = original  # type: ignore[method-assign]
     state = w.repo.get(ROW_ID)
     assert state is not None and state.send_status is SendStatus.SENT
     w.clock.advance(seconds=90)

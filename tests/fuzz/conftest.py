@@ -12,10 +12,10 @@ from hypothesis import HealthCheck, settings
 
 from shared import bootstrap
 from shared.adapters.memory import MemoryQueue, MemoryStore
+from shared.app.deps import build_deps
 from shared.providers.acs import AcsProvider
 from shared.providers.loopback import LoopbackProvider
 from shared.providers.twilio import TwilioProvider
-from shared.repository import StateRepository
 from shared.service import ChannelService
 from tests.fakes import FakeClock, FakeDataverse, config
 from tests.helpers import CONTACT_ID, MESSAGE_ID, MESSAGE_TABLE
@@ -72,15 +72,18 @@ def build_service() -> ChannelService:
     dataverse.rows[("contact", CONTACT_ID)] = {"mobilephone": "+447700900123", "donotphone": False}
     clock = FakeClock()
     all_providers = providers()
-    return ChannelService(
-        config(provider_name="twilio", callback_url=f"{BASE}/twilio"),
+    # inline: the security tests assert what each callback recorded as soon as it was answered
+    cfg = config(provider_name="twilio", callback_url=f"{BASE}/twilio", callback_processing="inline")
+    deps = build_deps(
+        cfg,
         dataverse,
         all_providers["twilio"],  # type: ignore[arg-type]
-        StateRepository(MemoryStore(), clock.now),
+        MemoryStore(),
         MemoryQueue(),
         clock,
         providers=all_providers,  # type: ignore[arg-type]
     )
+    return ChannelService(deps)
 
 
 @pytest.fixture(scope="module")

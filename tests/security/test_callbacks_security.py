@@ -28,7 +28,7 @@ class Sender:
 
     def __init__(self, service: ChannelService) -> None:
         self.count = 0
-        provider = service.provider
+        provider = service.deps.provider
 
         def send(request: object) -> object:
             from shared.domain.models import SendResult
@@ -67,7 +67,7 @@ def _status(
 
 
 def _types(service: ChannelService) -> list[str]:
-    dataverse = service.dataverse
+    dataverse = service.deps.dataverse
     assert isinstance(dataverse, FakeDataverse)
     return dataverse.response_types()
 
@@ -112,7 +112,7 @@ def test_signed_report_cannot_be_moved_to_another_activity_or_journey(app: tuple
     assert _status(host, row, mine, "undelivered", query=f"activity={OTHER_ROW}") == 403
     # a genuinely signed report whose message belongs to row 1 but names the other activity: ignored (mismatch)
     assert _status(host, OTHER_ROW, mine, "undelivered") == 200
-    state = service.state.get(OTHER_ROW)
+    state = service.deps.records.activities.get(OTHER_ROW)
     assert state is not None and state.send_status is SendStatus.SENT and state.provider_message_id == other
     assert _types(service) == ["sent", "sent"]
 

@@ -11,9 +11,8 @@ from typing import Any
 import pytest
 import requests
 
-from shared.adapters.rtj_auth import build_authorizer
 from shared.adapters.secret_gate import UnavailableQueue
-from shared.bootstrap import build_provider
+from shared.bootstrap import build_authorizer, build_provider
 from shared.domain.errors import CallbackRejected, SendFailedTransient, TransientError
 from shared.domain.models import InboundHttpRequest, SendRequest
 from shared.secret_settings import SECRET_SETTINGS, is_key_vault_reference

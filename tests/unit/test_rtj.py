@@ -5,14 +5,16 @@ from datetime import timedelta
 
 import pytest
 
-from shared.adapters.memory import MemoryStore
+from shared.adapters.memory import MemoryQueue, MemoryStore
 from shared.adapters.rtj_auth import SecretAuthorizer
+from shared.app import rtj_events
+from shared.app.config import RtjConfig
+from shared.app.deps import RtjDeps, build_deps
 from shared.domain.errors import CallbackRejected
 from shared.domain.models import InboundEvent, InboundHttpRequest, StatusEvent, StatusKind
 from shared.domain.rtj import InvalidPayload, parse_outbound, response_json
-from shared.repository import RtjRepository
-from shared.rtj_service import RtjConfig, RtjService
-from tests.fakes import FakeClock, FakeProvider
+from shared.service import ChannelService
+from tests.fakes import FakeClock, FakeDataverse, FakeProvider, config
 
 DEFINITION = "0f6e3d2c-1b0a-4f9e-8d7c-6b5a4f3e2d1c"
 SECRET = "s" * 32
@@ -35,11 +37,13 @@ class FakeChannelsApi:
         self.inbound.append(dict(payload))
 
 
-def service() -> tuple[RtjService, FakeChannelsApi, FakeProvider]:
+def service(secret: str | None = SECRET) -> tuple[ChannelService, FakeChannelsApi, FakeProvider]:
     api, provider, clock = FakeChannelsApi(), FakeProvider(), FakeClock()
-    config = RtjConfig("https://app/api/callbacks/fake", None, timedelta(minutes=2))
-    records = RtjRepository(MemoryStore(), clock.now)
-    return RtjService(config, api, provider, records, clock, SecretAuthorizer(SECRET)), api, provider
+    rtj = RtjDeps(
+        RtjConfig("https://app/api/callbacks/fake", None, timedelta(minutes=2)), api, SecretAuthorizer(secret)
+    )
+    deps = build_deps(config(), FakeDataverse(), provider, MemoryStore(), MemoryQueue(), clock, rtj=rtj)
+    return ChannelService(deps), api, provider
 
 
 def request(body: dict[str, object]) -> InboundHttpRequest:
@@ -71,10 +75,9 @@ def test_response_shape() -> None:
 
 
 def test_unconfigured_secret_refuses_everything() -> None:
-    svc, _, provider = service()
-    svc.authorizer = SecretAuthorizer(None)
+    svc, _, provider = service(secret=None)
     body = {"ChannelDefinitionId": DEFINITION, "RequestId": "r", "To": "+447700900123", "Message": {"text": "x"}}
-    assert svc.handle_outbound(request(body)).status == 503
+    assert svc.handle_rtj_outbound(request(body)).status == 503
     assert provider.sent == []
 
 
@@ -87,10 +90,11 @@ def test_each_delivery_report_once_and_never_backwards() -> None:
         "To": "+447700900123",
         "Message": {"text": "x"},
     }
-    answer = json.loads(svc.handle_outbound(request(body)).body)
-    key = next(iter(svc.records._store._rows))[0]
+    answer = json.loads(svc.handle_rtj_outbound(request(body)).body)
+    payload = parse_outbound(json.dumps(body).encode())[2]
+    assert not isinstance(payload, InvalidPayload)
     for kind in (StatusKind.DELIVERED, StatusKind.DELIVERED, StatusKind.FAILED):
-        svc.apply_status("fake", StatusEvent(answer["MessageId"], kind, kind.value, activity_hint=key), key)
+        svc.apply_event("fake", StatusEvent(answer["MessageId"], kind, kind.value, activity_hint=payload.key))
     assert [n["Status"] for n in api.notifications] == ["Delivered"]
 
 
@@ -103,9 +107,10 @@ def test_duplicate_inbound_webhook_is_forwarded_once() -> None:
         "To": "+447700900123",
         "Message": {"text": "x"},
     }
-    svc.handle_outbound(request(body))
+    svc.handle_rtj_outbound(request(body))
     event = InboundEvent("SM1", "+447700900123", "+15005550009", "hello")
-    assert svc.apply_inbound("fake", event) is not None
-    assert svc.apply_inbound("fake", event) is not None
+    assert svc.apply_event("fake", event).result == "applied"
+    assert svc.apply_event("fake", event).result == "duplicate"
     assert len(api.inbound) == 1
-    assert svc.apply_inbound("fake", InboundEvent("SM2", "+447700900123", "+19999999999", "x")) is None
+    other_number = InboundEvent("SM2", "+447700900123", "+19999999999", "x")
+    assert rtj_events.apply_inbound(svc.deps, "fake", other_number) is None

@@ -10,7 +10,7 @@ import pytest
 import requests
 
 from shared.adapters.entra_auth import EntraAuthorizer, TenantSigningKeys
-from shared.adapters.rtj_auth import build_authorizer
+from shared.bootstrap import build_authorizer
 from shared.domain.models import InboundHttpRequest
 from shared.settings import load_settings
 from tests.entra import (

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from shared.app.settlement import ATTEMPT_PROPERTY
 from shared.domain.errors import SendFailedTransient, SendRejected, TransientError
-from shared.domain.state import SendStatus
+from shared.domain.state import ActivityState, SendStatus
 from shared.ports import QueueMessage
-from shared.service import ATTEMPT_PROPERTY
 from tests.fakes import world
 from tests.helpers import CONTACT_ID, ROW_ID, activity_message, fixture_bytes
 
@@ -28,8 +28,8 @@ def test_happy_path_sends_once_and_records_sent() -> None:
     assert w.dataverse.response_types() == ["sent"]
     state = w.repo.get(ROW_ID)
     assert state is not None and state.send_status is SendStatus.SENT and state.recorded == ["sent"]
-    assert w.repo.find_by_message("fake", "FK000001") == ROW_ID
-    assert w.repo.find_by_phone("+447700900123") is not None
+    assert w.indexes.find_by_message("fake", "FK000001") == ROW_ID
+    assert w.indexes.find_by_phone("+447700900123") is not None
 
 
 def test_redelivered_and_duplicated_messages_send_nothing_twice() -> None:
@@ -122,7 +122,7 @@ def test_ambiguous_send_is_never_repeated() -> None:
 
 def test_lease_held_by_another_worker_retries_later() -> None:
     w = world()
-    w.service.state.get_or_create(_activity())
+    w.repo.get_or_insert(ActivityState(_activity()))
     w.repo.mutate(ROW_ID, lambda s: _sending(s, w.clock.now() + timedelta(seconds=90)))
     assert w.service.handle_activity_message(msg()).result == "retry_scheduled"
     assert w.queue.on("activities")[0].scheduled_at == w.clock.now() + timedelta(seconds=90)
@@ -131,7 +131,7 @@ def test_lease_held_by_another_worker_retries_later() -> None:
 
 def test_worker_crash_after_provider_call_becomes_ambiguous_not_duplicate() -> None:
     w = world()
-    w.service.state.get_or_create(_activity())
+    w.repo.get_or_insert(ActivityState(_activity()))
     w.repo.mutate(ROW_ID, lambda s: _sending(s, w.clock.now() - timedelta(seconds=1)))
     assert w.service.handle_activity_message(msg()).result == "ambiguous"
     assert w.provider.sent == []
@@ -227,3 +227,11 @@ def _sending(state, until):  # type: ignore[no-untyped-def]
     from dataclasses import replace
 
     return replace(state, send_status=SendStatus.SENDING, lease_until=until, send_attempts=1)
+
+
+def test_a_settled_activity_stays_a_duplicate_when_its_contact_is_gone() -> None:
+    w = world()
+    assert w.service.handle_activity_message(msg()).result == "sent"
+    del w.dataverse.rows[("contact", CONTACT_ID)]
+    assert w.service.handle_activity_message(msg()).result == "duplicate"
+    assert w.queue.on("activities-poison") == []

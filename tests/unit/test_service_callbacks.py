@@ -2,22 +2,23 @@
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 
 import pytest
 
+from shared.app.callback_codec import decode_events, encode_events
 from shared.domain.models import InboundEvent, InboundHttpRequest, StatusEvent, StatusKind
 from shared.domain.state import SendStatus
 from shared.ports import QueueMessage
-from shared.service import decode_event, encode_event
 from tests.fakes import World, world
 from tests.helpers import CONTACT_ID, ROW_ID, activity_message
 
 PHONE = "+447700900123"
 
 
-def sent_world() -> World:
-    w = world()
+def sent_world(callback_processing: str = "queued") -> World:
+    w = world(callback_processing=callback_processing)
     w.service.handle_activity_message(QueueMessage("activities", activity_message(), "m-1", "application/json"))
     return w
 
@@ -129,7 +130,7 @@ def test_reply_goes_to_the_most_recent_activity() -> None:
 
 
 def test_callback_is_queued_when_dataverse_is_down_and_applied_later() -> None:
-    w = sent_world()
+    w = sent_world("inline")
     w.provider.callback_events = [status(StatusKind.DELIVERED, "delivered")]
     w.dataverse.fail_interactions = 1
     request = InboundHttpRequest("POST", "/api/callbacks/fake", {}, {}, b"")
@@ -143,7 +144,7 @@ def test_callback_is_queued_when_dataverse_is_down_and_applied_later() -> None:
 
 
 def test_callback_fails_loudly_when_even_the_queue_is_down() -> None:
-    w = sent_world()
+    w = sent_world("inline")
     w.provider.callback_events = [status(StatusKind.DELIVERED, "delivered")]
     w.dataverse.fail_interactions = 1
     w.queue.fail_next = 1
@@ -153,7 +154,7 @@ def test_callback_fails_loudly_when_even_the_queue_is_down() -> None:
 
 def test_queued_callback_retries_with_backoff_and_poison_on_garbage() -> None:
     w = sent_world()
-    body = encode_event("fake", status(StatusKind.DELIVERED, "delivered"))
+    body = encode_events("fake", [status(StatusKind.DELIVERED, "delivered")])
     w.dataverse.fail_interactions = 1
     assert w.service.handle_queued_callback(QueueMessage("callbacks", body, "q1")).result == "retry_scheduled"
     assert w.queue.on("callbacks")[0].scheduled_at == w.clock.now() + timedelta(seconds=30)
@@ -168,14 +169,13 @@ def test_unknown_provider_is_404() -> None:
 
 def test_event_round_trip() -> None:
     event = StatusEvent("SM1", StatusKind.FAILED, "undelivered", activity_hint="a", error_code="30003")
-    assert decode_event(encode_event("twilio", event)) == ("twilio", event)
     inbound = InboundEvent("SM2", "+1", "+2", "hi")
-    assert decode_event(encode_event("twilio", inbound)) == ("twilio", inbound)
+    assert decode_events(encode_events("twilio", [event, inbound])) == [("twilio", event), ("twilio", inbound)]
 
 
 def test_a_callback_racing_the_send_reports_each_interaction_once() -> None:
     """The delivery report arrives while the send path is still reporting ``sent`` (it happens for real)."""
-    w = world()
+    w = world(callback_processing="inline")
     original = w.dataverse.create_interaction
     raced = []
 
@@ -195,3 +195,31 @@ def test_a_callback_racing_the_send_reports_each_interaction_once() -> None:
     assert w.dataverse.response_types() == ["sent", "delivered"]
     state = w.repo.get(ROW_ID)
     assert state is not None and state.flush_owner is None and state.due == []
+
+
+def test_queued_callbacks_keep_the_real_outcome_of_their_events(caplog: pytest.LogCaptureFixture) -> None:
+    w = sent_world()
+    cases = {
+        "unknown": (status(StatusKind.DELIVERED, "delivered", "FK999", None), "callback.unknown_message"),
+        "mismatch": (status(StatusKind.DELIVERED, "delivered", sid="FK-other"), "callback.mismatch"),
+        "ignored": (status(StatusKind.IGNORED, "queued"), "callback.status_ignored"),
+        "unmatched": (InboundEvent("IN1", "+15551234567", "x", "yes"), "reply.unmatched"),
+        "applied": (status(StatusKind.DELIVERED, "delivered"), "callback.status"),
+    }
+    messages = [QueueMessage("callbacks", encode_events("fake", [event]), name) for name, (event, _) in cases.items()]
+    with caplog.at_level("INFO", logger="channel"):
+        outcomes = w.service.handle_queued_callbacks(messages)
+    assert [o.result for o in outcomes] == list(cases)
+    events = [r.getMessage().split()[0] for r in caplog.records]
+    assert [e for e in events if e.startswith(("callback.", "reply."))] == [logged for _, logged in cases.values()]
+    several = QueueMessage("callbacks", encode_events("fake", [event for event, _ in list(cases.values())[:3]]), "many")
+    assert w.service.handle_queued_callback(several).result == "ignored+mismatch+unknown"
+
+
+def test_the_earlier_single_event_queue_format_is_still_read() -> None:
+    w = sent_world()
+    event = status(StatusKind.DELIVERED, "delivered")
+    single = json.dumps({"provider": "fake", **json.loads(encode_events("fake", [event]))["events"][0]}).encode()
+    assert decode_events(single) == [("fake", event)]
+    assert w.service.handle_queued_callback(QueueMessage("callbacks", single, "old")).result == "applied"
+    assert w.dataverse.response_types() == ["sent", "delivered"]

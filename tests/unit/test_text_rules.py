@@ -62,3 +62,11 @@ def test_phone_normalisation(raw: str | None, country: str | None, expected: str
 def test_reply_classification(text: str, keyword: str, opt_out: bool) -> None:
     reply = classify_reply(text, OPT_OUT)
     assert (reply.keyword, reply.opt_out) == (keyword, opt_out)
+
+
+def test_the_whatsapp_prefix_is_stripped_in_one_place() -> None:
+    from shared.domain.phone import strip_channel_prefix
+
+    assert strip_channel_prefix("whatsapp:+447700900123") == "+447700900123"
+    assert strip_channel_prefix("+447700900123") == "+447700900123"
+    assert strip_channel_prefix("WhatsApp:+1") == "WhatsApp:+1"  # providers write it lower-case only

@@ -125,7 +125,7 @@ def attribute_definition(emu: DataverseEmulator, call: Call, match: re.Match[str
 
 
 def csdl(emu: DataverseEmulator, call: Call, match: re.Match[str]) -> Response:
-    body = metadata_xml(emu).encode("utf-8")
+    body = emu.metadata_xml().encode("utf-8")  # through the instance, so a test can serve a different org
     return Response(200, body, [*emu.base_headers(), ("Content-Type", "application/xml")])
 
 

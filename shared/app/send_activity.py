@@ -1,0 +1,153 @@
+"""Use case: one outbound-marketing activity → at most one provider send → its interaction due.
+
+The first state write carries the decision: a new record is inserted already suppressed, failed or claimed for
+sending (one write instead of create-then-claim). A record that exists (a redelivery, a duplicate message) is
+taken from where it stands: final → nothing is sent again; sending under a live lease → retry later; sending with
+an expired lease → ambiguous (never resent); claimed → the decision is applied with an ETag write.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+
+from shared.app.config import Handled, Outcome, handled
+from shared.app.deps import Deps
+from shared.app.message import Contacts, activity_ids, load_message_and_contact, set_opted_out
+from shared.app.send import send_claimed, send_request
+from shared.domain import state as machine
+from shared.domain.errors import PoisonMessage, TransientError
+from shared.domain.models import ActivityRef, Contact
+from shared.domain.phone import normalize_e164
+from shared.domain.send import OUTBOUND
+from shared.domain.state import FINAL_SEND_STATES, ActivityState, SendStatus
+from shared.log import log_event, mask_phone
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What to do with an unsent record: suppress, fail without sending (``reason``), or send to ``phone``."""
+
+    action: str  # suppress | fail | send
+    phone_masked: str
+    phone: str | None = None
+    reason: str | None = None
+
+
+def plan_for(deps: Deps, text: str, contact: Contact) -> Plan:
+    if contact.opted_out:
+        return Plan("suppress", mask_phone(contact.phone))
+    phone = normalize_e164(contact.phone, deps.config.default_country_code)
+    if phone is None:
+        reason = "no phone number" if not contact.phone else "phone number is not E.164-normalisable"
+        return Plan("fail", mask_phone(contact.phone), reason=reason)
+    if not text.strip():
+        return Plan("fail", mask_phone(phone), reason="message text is empty after personalisation")
+    return Plan("send", mask_phone(phone), phone=phone)
+
+
+def _apply(deps: Deps, plan: Plan, s: ActivityState, lease_until: datetime) -> ActivityState | None:
+    if plan.action == "suppress":
+        return machine.suppressed(s)
+    if plan.action == "fail":
+        return machine.not_sent(s, str(plan.reason), plan.phone_masked)
+    return machine.claim(s, provider=deps.provider.name, lease_until=lease_until, phone_masked=plan.phone_masked)
+
+
+def _took(plan: Plan, record: ActivityState, lease_until: datetime) -> bool:
+    if plan.action == "send":
+        return record.send_status is SendStatus.SENDING and record.lease_until == lease_until
+    wanted = SendStatus.SUPPRESSED if plan.action == "suppress" else SendStatus.FAILED
+    return record.send_status is wanted
+
+
+def process_activity(deps: Deps, activity: ActivityRef, contacts: Contacts | None = None) -> Handled:
+    """Raises PoisonMessage / TransientError / DataverseError for the caller to settle."""
+    store = deps.records.activities
+    try:
+        text, contact = load_message_and_contact(deps, activity, contacts)
+    except PoisonMessage:
+        existing = store.get(activity.row_id)
+        if existing is not None and existing.send_status in FINAL_SEND_STATES:
+            return _existing(deps, existing)  # already settled: the input going bad since changes nothing
+        raise
+    plan = plan_for(deps, text, contact)
+    lease_until = deps.clock.now() + deps.config.send_lease
+    first = _apply(deps, plan, ActivityState(activity), lease_until)
+    assert first is not None  # a new record is unsent: every plan applies
+    record, created = store.get_or_insert(first)
+    if not created:
+        if record.send_status is not SendStatus.CLAIMED:
+            return _existing(deps, record)
+        record = store.mutate(activity.row_id, lambda s: _apply(deps, plan, s, lease_until))
+        if not _took(plan, record, lease_until):
+            return _existing(deps, record)  # another worker moved it on first
+    ids = activity_ids(activity)
+    if plan.action == "suppress":
+        log_event("activity.suppressed", reason="compliance", column=deps.config.compliance_column, **ids)
+        return handled("suppressed", record)
+    if plan.action == "fail":
+        log_event("activity.not_sent", logging.WARNING, reason=plan.reason, phone=plan.phone_masked, **ids)
+        return handled("failed", record, plan.reason)
+    return _send(deps, record, str(plan.phone), text)
+
+
+def _existing(deps: Deps, record: ActivityState) -> Handled:
+    ids = activity_ids(record.activity)
+    if record.send_status in FINAL_SEND_STATES:
+        log_event("activity.duplicate", send_status=record.send_status.value, **ids)
+        return handled("duplicate", record, record.send_status.value)
+    if record.send_status is SendStatus.CLAIMED:  # released again between our read and write
+        raise TransientError("the activity record changed under us; retry")
+    now = deps.clock.now()
+    if record.lease_until and record.lease_until > now:
+        wait = (record.lease_until - now).total_seconds()
+        raise TransientError("another worker is sending this activity", retry_after=wait)
+    reason = "worker stopped after calling the provider (lease expired)"
+    record = deps.records.activities.mutate(record.key, lambda s: machine.ambiguous(s, detail=reason))
+    _log_ambiguous(record, reason)
+    return handled("ambiguous", record, record.last_error)
+
+
+def _log_ambiguous(record: ActivityState, reason: str) -> None:
+    """No duplicate SMS is the priority: an uncertain send is never repeated; a later delivery report for it
+    (it carries the activity id) still resolves it to sent/delivered."""
+    log_event(
+        "activity.ambiguous",
+        logging.ERROR,
+        reason=reason,
+        send_status=record.send_status.value,
+        **activity_ids(record.activity),
+    )
+
+
+def _send(deps: Deps, record: ActivityState, phone: str, text: str) -> Handled:
+    activity = record.activity
+    ids = activity_ids(activity)
+    # Index the number before the provider can deliver the text: a reply (a STOP above all) must find this
+    # activity even if the worker dies between the provider accepting and our state write.
+    deps.records.indexes.index_phone(phone, activity.row_id, deps.clock.now())
+    request = send_request(activity.row_id, phone, text, deps.config.callback_url)
+    provider = deps.provider
+    log_event("provider.send", provider=provider.name, phone=mask_phone(phone), attempt=record.send_attempts, **ids)
+    attempt = send_claimed(deps.records.activities, OUTBOUND, provider, activity.row_id, request)
+    record = attempt.record
+    if attempt.result is not None:
+        message_id = attempt.result.provider_message_id
+        log_event("provider.accepted", provider_message_id=message_id, status=attempt.result.status, **ids)
+        deps.records.indexes.index_message(provider.name, message_id, activity.row_id)
+        return handled("sent", record, message_id)
+    if attempt.rejected is not None:
+        rejected = attempt.rejected
+        log_event("provider.rejected", logging.WARNING, code=rejected.code, reason=rejected.detail, **ids)
+        if rejected.opted_out:
+            set_opted_out(deps, activity, "provider reports the recipient opted out")
+        return handled("failed", record, rejected.detail)
+    transient = attempt.transient
+    assert transient is not None  # released or ambiguous
+    if attempt.kind == "released":
+        log_event("provider.transient", logging.WARNING, reason=transient.detail, **ids)
+        raise transient
+    _log_ambiguous(record, transient.detail)
+    return Handled(Outcome("ambiguous", activity.row_id, transient.detail))

@@ -1,0 +1,110 @@
+"""Lookup indexes in the state table, and every index key, built here and nowhere else.
+
+- ``msg-<provider>-<message id>`` → record key: a delivery report without our query string finds its record,
+  whatever the contract (the key says which: see :func:`shared.domain.rtj.is_rtj_key`);
+- ``phone-<sha256>`` → the most recent outbound-marketing activity sent to a number and when (reply matching);
+- ``rtjsender-<sha256>`` → the real-time journeys channel definition that sends from one of our numbers (inbound);
+- ``rtjin-<provider>-<message id>`` → an inbound message already forwarded to real-time journeys (dedup).
+
+Raw phone numbers are never keys: they are hashed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime
+
+from shared.domain.phone import strip_channel_prefix
+from shared.ports import Conflict, KeyValueStore
+from shared.records.codecs import parse_time
+from shared.records.store import MAX_CONFLICT_RETRIES
+
+INDEX_ROW = "index"
+
+
+def _hashed(prefix: str, number: str) -> str:
+    return f"{prefix}-" + hashlib.sha256(strip_channel_prefix(number).encode()).hexdigest()[:40]
+
+
+def _per_message(prefix: str, provider: str, message_id: str) -> str:
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in message_id)
+    return f"{prefix}-{provider}-{safe}"[:250]
+
+
+def message_key(provider: str, message_id: str) -> str:
+    return _per_message("msg", provider, message_id)
+
+
+def inbound_key(provider: str, message_id: str) -> str:
+    return _per_message("rtjin", provider, message_id)
+
+
+def phone_key(phone: str) -> str:
+    return _hashed("phone", phone)
+
+
+def sender_key(number: str) -> str:
+    return _hashed("rtjsender", number)
+
+
+class Indexes:
+    def __init__(self, store: KeyValueStore) -> None:
+        self._store = store
+
+    def _get(self, key: str) -> dict[str, object] | None:
+        found = self._store.get(key, INDEX_ROW)
+        return None if found is None else dict(found[0])
+
+    # --- delivery reports -------------------------------------------------------------------------------------
+    def index_message(self, provider: str, message_id: str, record_key: str) -> None:
+        self._store.upsert(message_key(provider, message_id), INDEX_ROW, {"row_id": record_key})
+
+    def find_by_message(self, provider: str, message_id: str) -> str | None:
+        found = self._get(message_key(provider, message_id))
+        return None if found is None else str(found["row_id"])
+
+    # --- replies to outbound marketing ----------------------------------------------------------------------------
+    def index_phone(self, phone: str, row_id: str, sent_at: datetime) -> None:
+        """Remember the most recent activity sent to ``phone`` (for matching replies)."""
+        key = phone_key(phone)
+        values = {"row_id": row_id, "sent_at": sent_at.isoformat()}
+        try:
+            self._store.insert(key, INDEX_ROW, values)  # the common case: one write
+            return
+        except Conflict:
+            pass
+        for _ in range(MAX_CONFLICT_RETRIES):
+            found = self._store.get(key, INDEX_ROW)
+            try:
+                if found is None:
+                    self._store.insert(key, INDEX_ROW, values)
+                    return
+                current, etag = found
+                if (parse_time(current.get("sent_at")) or sent_at) > sent_at:
+                    return  # a newer activity already owns this number
+                self._store.replace(key, INDEX_ROW, values, etag)
+                return
+            except Conflict:
+                continue
+
+    def find_by_phone(self, phone: str) -> tuple[str, datetime] | None:
+        found = self._get(phone_key(phone))
+        if found is None:
+            return None
+        sent_at = parse_time(found.get("sent_at"))
+        return (str(found["row_id"]), sent_at) if sent_at else None
+
+    # --- real-time journeys inbound -------------------------------------------------------------------------------
+    def index_sender(self, sender: str, channel_definition_id: str) -> None:
+        values = {"channel_definition_id": channel_definition_id, "sender": sender}
+        self._store.upsert(sender_key(sender), INDEX_ROW, values)
+
+    def channel_for_sender(self, number: str) -> tuple[str, str] | None:
+        found = self._get(sender_key(number))
+        return None if found is None else (str(found["channel_definition_id"]), str(found["sender"]))
+
+    def inbound_done(self, provider: str, message_id: str) -> bool:
+        return self._get(inbound_key(provider, message_id)) is not None
+
+    def mark_inbound_done(self, provider: str, message_id: str) -> None:
+        self._store.upsert(inbound_key(provider, message_id), INDEX_ROW, {"done": True})
