@@ -190,8 +190,7 @@ MESSAGE_PART_PLAINTEXT = 192350000  # msdyn_channelmessagepart.msdyn_type
 CUSTOM_API_STRING = 10  # customapirequestparameter / customapiresponseproperty .type
 CUSTOM_API_BINDING_GLOBAL = 0
 CUSTOM_API_NO_CUSTOM_STEPS = 0  # allowedcustomprocessingsteptype None: the relay plug-in is the main operation
-ENV_VAR_TEXT = 100000000  # environmentvariabledefinition.type String ("Text")
-ENV_VAR_SECRET = 100000005  # Secret (Azure Key Vault reference); the relay plug-in checks this value
+ENV_VAR_TEXT = 100000000  # environmentvariabledefinition.type String ("Text"): the only type the relay reads
 PAYLOAD_PARAMETER = "payload"
 RESPONSE_PROPERTY = "response"
 EXTENDED_LOOKUP = "msdyn_extendedentityid"  # polymorphic lookup on msdyn_channelinstance / …account
@@ -202,6 +201,7 @@ CHANNEL_INSTANCE_ACCOUNT = "msdyn_channelinstanceaccount"
 # Services User" (channel instance; the 2023 account page) and "Marketing Services User Extensible" (the 2025 account
 # page): Read on every extended table is granted to both.
 RTJ_READ_ROLES = ("Cxp Channel Definitions Services User", "Marketing Services User Extensible")
+DISPLAY_NAME_MAX_LENGTH = 90  # + ": outbound" = the custom API displayname, MaxLength 100
 _RTJ_NAMESPACE = uuid.UUID("6b0f3c1e-9a44-5d7e-8c21-4f3a2b1d0e57")  # fixed: ids stay stable across releases
 
 
@@ -330,6 +330,12 @@ class RtjChannel:
             )
         if not re.match(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+$", self.plugin_type):
             raise ValueError(f"plug-in type {self.plugin_type!r} must be a full .NET type name (Namespace.Class)")
+        if self.display_name is not None and not 0 < len(self.display_name.strip()) <= DISPLAY_NAME_MAX_LENGTH:
+            raise ValueError(
+                f"--rtj-display-name must be 1-{DISPLAY_NAME_MAX_LENGTH} characters (it becomes the channel "
+                "definition's msdyn_name and msdyn_displayname, and '<name>: outbound' the custom API's displayname, "
+                f"all MaxLength 100), not {len(self.display_name)}"
+            )
 
     # --- names ------------------------------------------------------------------------------------------
     @property
@@ -352,6 +358,10 @@ class RtjChannel:
     @property
     def relay_url_variable(self) -> str:
         return f"{self.prefix}_ChannelRelayUrl"
+
+    @property
+    def relay_scope_variable(self) -> str:
+        return f"{self.prefix}_ChannelRelayScope"
 
     @property
     def relay_secret_variable(self) -> str:
@@ -408,7 +418,7 @@ class RtjChannel:
         return {
             "uniquename": self.custom_api_name,
             "name": self.custom_api_name,
-            "displayname": f"{self.channel_display_name}: outbound (real-time journeys)",
+            "displayname": f"{self.channel_display_name}: outbound",
             "description": "Called by real-time journeys for each message; the ChannelRelay plug-in forwards the "
             "payload to the Function app's /api/rtj/outbound and returns its answer as response",
         }
@@ -432,27 +442,33 @@ class RtjChannel:
             "type": CUSTOM_API_STRING,
         }
 
-    def variable_definition_body(self, *, secret: bool, url: bool) -> dict[str, Any]:
-        if url:
-            return {
-                "schemaname": self.relay_url_variable,
-                "displayname": "Channel relay URL",
-                "description": "The Function app's real-time journeys endpoint: https://<app>/api/rtj/outbound",
-                "type": ENV_VAR_TEXT,
-            }
-        return {
-            "schemaname": self.relay_secret_variable,
-            "displayname": "Channel relay secret",
-            "description": "Sent by the ChannelRelay plug-in as X-Channel-Secret; equals the app's RTJ_OUTBOUND_SECRET",
-            "type": ENV_VAR_SECRET if secret else ENV_VAR_TEXT,
+    def variable_definition_body(self, schema_name: str) -> dict[str, Any]:
+        """``POST environmentvariabledefinitions`` for one of the relay's three Text variables (relay contract)."""
+        texts = {
+            self.relay_url_variable: (
+                "Channel relay URL",
+                "The Function app's real-time journeys endpoint: https://<app>/api/rtj/outbound",
+            ),
+            self.relay_scope_variable: (
+                "Channel relay token scope",
+                "Entra mode: the relay gets a token for this scope (api://<app id>/.default) with the plug-in "
+                "assembly's managed identity and sends it as a bearer token. Set this or the relay secret, not both",
+            ),
+            self.relay_secret_variable: (
+                "Channel relay secret",
+                "Secret mode: sent by the relay as X-Channel-Secret; equals the app's RTJ_OUTBOUND_SECRET. Readable "
+                "by anyone who can read environment variable values. Set this or the relay token scope, not both",
+            ),
         }
+        display, description = texts[schema_name]
+        return {"schemaname": schema_name, "displayname": display, "description": description, "type": ENV_VAR_TEXT}
 
     def channel_definition_columns(self, instance_form_id: str | None, account_form_id: str | None) -> dict[str, Any]:
         """``msdyn_channeldefinition`` columns (Microsoft's "Channel Definition contract")."""
         columns: dict[str, Any] = {
+            "msdyn_name": self.channel_display_name,  # the primary name (ApplicationRequired)
             "msdyn_displayname": self.channel_display_name,
-            "msdyn_description": f"Real-time journeys {self.msdyn_channeltype} channel served by the Function app "
-            f"through the custom API {self.custom_api_name}",
+            "msdyn_description": f"Real-time journeys {self.msdyn_channeltype} channel, sent by its Function app",
             "msdyn_channeltype": self.msdyn_channeltype,
             "msdyn_outboundendpointurltemplate": self.outbound_endpoint_template,
             "msdyn_hasdeliveryreceipt": True,

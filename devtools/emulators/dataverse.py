@@ -333,6 +333,7 @@ _RTJ_TABLES: dict[str, tuple[str, str, tuple[str, ...]]] = {
         "msdyn_channeldefinitions",
         "msdyn_channeldefinitionid",
         (
+            "msdyn_name",
             "msdyn_displayname",
             "msdyn_description",
             "msdyn_channeltype",
@@ -387,6 +388,13 @@ _RTJ_TABLES: dict[str, tuple[str, str, tuple[str, ...]]] = {
     ),
     "role": ("roles", "roleid", ("name", "_businessunitid_value", "_parentroleid_value")),
     "privilege": ("privileges", "privilegeid", ("name", "accessright")),
+    # Power Platform managed identity for plug-ins: a managedidentity row bound to the plug-in assembly
+    "managedidentity": (
+        "managedidentities",
+        "managedidentityid",
+        ("name", "applicationid", "tenantid", "credentialsource", "subjectscope", "version"),
+    ),
+    "pluginassembly": ("pluginassemblies", "pluginassemblyid", ("name", "_managedidentityid_value")),
 }
 _RTJ_NAVIGATIONS: dict[str, dict[str, str]] = {
     "customapi": {"PluginTypeId": "_plugintypeid_value"},
@@ -399,6 +407,7 @@ _RTJ_NAVIGATIONS: dict[str, dict[str, str]] = {
         "msdyn_ChannelInstanceAccountId": "_msdyn_channelinstanceaccountid_value",
     },
     "msdyn_channelinstanceaccount": {"msdyn_ChannelDefinitionId": "_msdyn_channeldefinitionid_value"},
+    "pluginassembly": {"managedidentityid": "_managedidentityid_value"},
 }
 # deep insert: collection-valued navigation property -> (child table, the child's lookup column)
 _DEEP_INSERT: dict[str, dict[str, tuple[str, str]]] = {
@@ -742,10 +751,17 @@ class DataverseEmulator(EmulatorBase):
                     {"name": name, "_businessunitid_value": self.business_unit_id, "_parentroleid_value": None},
                 )
 
-    def add_plugin_type(self, typename: str, id: str | None = None) -> str:
-        """Register a plug-in type (as registering its assembly would). Returns its id."""
+    def add_plugin_type(self, typename: str, id: str | None = None, *, assembly: str = "ChannelRelay") -> str:
+        """Register a plug-in type and its assembly (as registering the assembly would). Returns the type's id."""
         key = id or str(uuid.uuid5(uuid.NAMESPACE_URL, f"dataverse-emulator/plugintype/{typename}"))
-        return self.add_row("plugintype", key, {"typename": typename, "name": typename, "friendlyname": typename})
+        assembly_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"dataverse-emulator/pluginassembly/{assembly}"))
+        if assembly_id not in self.rows("pluginassembly"):
+            self.add_row("pluginassembly", assembly_id, {"name": assembly, "_managedidentityid_value": None})
+        return self.add_row(
+            "plugintype",
+            key,
+            {"typename": typename, "name": typename, "friendlyname": typename, "_pluginassemblyid_value": assembly_id},
+        )
 
     def role_id(self, name: str) -> str:
         """The id of the root business unit's role with this name."""
@@ -1696,6 +1712,14 @@ class DataverseEmulator(EmulatorBase):
                 problems.append("'type' must be 0-12")
             unique("_customapiid_value", "uniquename")
             exists("_customapiid_value", "customapi")
+        elif name == "managedidentity":
+            required("applicationid", "credentialsource", "subjectscope", "name")
+            if row.get("credentialsource") not in (None, 0, 1, 2, 3):
+                problems.append("'credentialsource' must be 0-3")
+            if row.get("subjectscope") not in (None, 0, 1, 2):
+                problems.append("'subjectscope' must be 0-2")
+        elif name == "pluginassembly":
+            exists("_managedidentityid_value", "managedidentity")
         elif name == "environmentvariabledefinition":
             required("schemaname", "displayname", "type")
             if row.get("type") is not None and row.get("type") not in ENV_VAR_TYPES:

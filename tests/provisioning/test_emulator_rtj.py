@@ -100,7 +100,8 @@ def test_channel_definition_and_message_part_rules(rtj_org: DataverseEmulator) -
 
 
 def test_secret_variable_value_must_be_a_key_vault_reference(rtj_org: DataverseEmulator) -> None:
-    body = CHANNEL.variable_definition_body(secret=True, url=False)
+    # provisioning never creates a Key Vault-backed variable (plug-ins cannot read one); the emulator still models it
+    body = {**CHANNEL.variable_definition_body(CHANNEL.relay_secret_variable), "type": 100000005}
     definition = created_id(post(rtj_org, "environmentvariabledefinitions", body))
     bind = {"EnvironmentVariableDefinitionId@odata.bind": f"/environmentvariabledefinitions({definition})"}
     plain = post(rtj_org, "environmentvariablevalues", {"schemaname": body["schemaname"], "value": "x", **bind})
