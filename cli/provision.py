@@ -20,14 +20,7 @@ from collections.abc import Callable
 from typing import Any, TextIO
 from urllib.parse import urlsplit
 
-from provisioning.definition import (
-    RELAY_PLUGIN_TYPE,
-    RTJ_CHANNEL_TYPES,
-    RTJ_READ_ROLES,
-    ChannelDefinition,
-    RtjChannel,
-    validate_prefix,
-)
+from provisioning.definition import ChannelDefinition, validate_prefix
 from provisioning.gateway import Gateway
 from provisioning.provisioner import (
     CONTRACTS,
@@ -39,6 +32,7 @@ from provisioning.provisioner import (
 )
 from provisioning.relay import EntraAuth, RelayAuth, SecretAuth, guid, relay_secret, relay_url, token_scope
 from provisioning.rtj import RtjOptions
+from provisioning.rtj_definition import RELAY_PLUGIN_TYPE, RTJ_CHANNEL_TYPES, RTJ_READ_ROLES, RtjChannel
 from provisioning.secrets import SecretError, key_vault_secret
 from shared.domain.errors import DataverseError, TransientError
 from shared.settings import is_loopback_host

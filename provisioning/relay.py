@@ -15,7 +15,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from provisioning.definition import ENV_VAR_TEXT, RtjChannel
+from provisioning.rtj_definition import ENV_VAR_TEXT, RtjChannel
 from provisioning.tables import ENV_VAR_DEFINITION, ENV_VAR_VALUE, MANAGED_IDENTITY, PLUGIN_ASSEMBLY
 from provisioning.toolkit import ProvisionError, Steps, checked, ensure_row, lit
 

@@ -13,7 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from provisioning.definition import (
+from provisioning.relay import RelayAuth, RelayResult, RelaySteps
+from provisioning.rtj_definition import (
     CUSTOM_API_STRING,
     EXTENDED_LOOKUP,
     PAYLOAD_PARAMETER,
@@ -22,7 +23,6 @@ from provisioning.definition import (
     ExtendedTable,
     RtjChannel,
 )
-from provisioning.relay import RelayAuth, RelayResult, RelaySteps
 from provisioning.tables import (
     CHANNEL_DEFINITION,
     CUSTOM_API,

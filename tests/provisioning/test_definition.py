@@ -69,7 +69,7 @@ def test_invalid_prefix_is_refused(prefix: str) -> None:
 
 
 def test_rtj_names_derive_from_the_prefix() -> None:
-    from provisioning.definition import RtjChannel
+    from provisioning.rtj_definition import RtjChannel
 
     sms, custom = RtjChannel(prefix="abc"), RtjChannel(prefix="abc", channel_type="custom")
     assert sms.custom_api_name == "abc_ChannelOutbound"
@@ -93,7 +93,7 @@ def test_rtj_names_derive_from_the_prefix() -> None:
     ],
 )
 def test_invalid_rtj_definitions_are_refused(kwargs: dict[str, str], message: str) -> None:
-    from provisioning.definition import RtjChannel
+    from provisioning.rtj_definition import RtjChannel
 
     with pytest.raises(ValueError, match=message):
         RtjChannel(prefix="abc", **kwargs)

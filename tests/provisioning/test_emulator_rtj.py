@@ -7,7 +7,7 @@ from typing import Any
 import requests
 
 from devtools.emulators.dataverse import DataverseEmulator
-from provisioning.definition import RtjChannel
+from provisioning.rtj_definition import RtjChannel
 
 from .conftest import PLUGIN_TYPE_ID, TOKEN
 

@@ -12,8 +12,8 @@ from urllib.parse import unquote
 import pytest
 
 from devtools.emulators.dataverse import DataverseEmulator
-from provisioning.definition import MESSAGE_PART_TEXT, RTJ_READ_ROLES, RtjChannel
 from provisioning.gateway import MASK
+from provisioning.rtj_definition import MESSAGE_PART_TEXT, RTJ_READ_ROLES, RtjChannel
 from shared.domain.rtj import OutboundPayload
 
 from .conftest import (
