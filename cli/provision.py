@@ -317,9 +317,9 @@ def _report_rtj(rtj: RtjOptions, result: ProvisionResult, out: TextIO, *, dry_ru
         w(
             "  Azure side (not done by this command): on the Entra app registration or user-assigned identity "
             f"{auth.client_id}, add the federated identity credential for the plug-in (Microsoft's \"Set up Power "
-            "Platform managed identity\": issuer and subject from this environment's id and the certificate that "
-            "signs ChannelRelay.dll; see docs/real-time-journeys.md), and let that identity get tokens for "
-            f"{auth.scope}.\n"
+            "Platform managed identity\", record version 2: issuer and subject from this environment's id and the "
+            "certificate that signs ChannelRelay.dll; see docs/real-time-journeys.md); if the API of "
+            f"{auth.scope} requires app role assignment, assign a role to that identity.\n"
         )
     elif isinstance(auth, SecretAuth):
         w(
