@@ -71,6 +71,37 @@ def required_none() -> dict[str, Any]:
     return {"Value": "None", "CanBeChanged": True, "ManagedPropertyLogicalName": "canmodifyrequirementlevelsettings"}
 
 
+def table_metadata(
+    schema_name: str, display_name: str, description: str, *, name_schema: str, name_description: str
+) -> dict[str, Any]:
+    """``POST EntityDefinitions``: a user-owned table with only its primary name column (String, 100)."""
+    return {
+        "@odata.type": "Microsoft.Dynamics.CRM.EntityMetadata",
+        "SchemaName": schema_name,
+        "DisplayName": label(display_name),
+        "DisplayCollectionName": label(f"{display_name}s"),
+        "Description": label(description),
+        "OwnershipType": "UserOwned",
+        "IsActivity": False,
+        "HasActivities": False,
+        "HasNotes": False,
+        "Attributes": [
+            {
+                "@odata.type": "Microsoft.Dynamics.CRM.StringAttributeMetadata",
+                "AttributeType": "String",
+                "AttributeTypeName": {"Value": "StringType"},
+                "SchemaName": name_schema,
+                "IsPrimaryName": True,
+                "MaxLength": NAME_MAX_LENGTH,
+                "FormatName": {"Value": "Text"},
+                "RequiredLevel": required_none(),
+                "DisplayName": label("Name"),
+                "Description": label(name_description),
+            }
+        ],
+    }
+
+
 @dataclass(frozen=True)
 class ChannelDefinition:
     """Everything Dataverse-side that the tile, the table and the app settings share."""
@@ -135,31 +166,13 @@ class ChannelDefinition:
     # --- metadata request bodies ------------------------------------------------------------------
     def table_body(self) -> dict[str, Any]:
         """``POST EntityDefinitions``: the message table with its primary name column."""
-        return {
-            "@odata.type": "Microsoft.Dynamics.CRM.EntityMetadata",
-            "SchemaName": self.table_schema_name,
-            "DisplayName": label(f"{self.tile_label} message"),
-            "DisplayCollectionName": label(f"{self.tile_label} messages"),
-            "Description": label(f"Texts sent by the {self.tile_label} custom channel tile of customer journeys"),
-            "OwnershipType": "UserOwned",
-            "IsActivity": False,
-            "HasActivities": False,
-            "HasNotes": False,
-            "Attributes": [
-                {
-                    "@odata.type": "Microsoft.Dynamics.CRM.StringAttributeMetadata",
-                    "AttributeType": "String",
-                    "AttributeTypeName": {"Value": "StringType"},
-                    "SchemaName": f"{self.prefix}_Name",
-                    "IsPrimaryName": True,
-                    "MaxLength": NAME_MAX_LENGTH,
-                    "FormatName": {"Value": "Text"},
-                    "RequiredLevel": required_none(),
-                    "DisplayName": label("Name"),
-                    "Description": label("Name of the message, shown in the journey designer"),
-                }
-            ],
-        }
+        return table_metadata(
+            self.table_schema_name,
+            f"{self.tile_label} message",
+            f"Texts sent by the {self.tile_label} custom channel tile of customer journeys",
+            name_schema=f"{self.prefix}_Name",
+            name_description="Name of the message, shown in the journey designer",
+        )
 
     def body_column_body(self) -> dict[str, Any]:
         """``POST EntityDefinitions(LogicalName=…)/Attributes``: the multi-line text column with the message."""

@@ -105,7 +105,9 @@ class OutboundSteps:
         meta = self.gw.read(path, select, operation="read table")
         created: str | None = None
         if meta is None:
-            self._metadata("EntityDefinitions", self.defn.table_body(), "create table", "<new table metadata id>")
+            self.s.create_metadata(
+                "EntityDefinitions", self.defn.table_body(), what="table", placeholder="<new table metadata id>"
+            )
             self.s.changed(f"create table {table}")
             created = "table"
             if not self.gw.dry_run:
@@ -127,8 +129,11 @@ class OutboundSteps:
                 operation="read column",
             )
         if attribute is None:
-            self._metadata(
-                f"{path}/Attributes", self.defn.body_column_body(), "create column", "<new column metadata id>"
+            self.s.create_metadata(
+                f"{path}/Attributes",
+                self.defn.body_column_body(),
+                what="column",
+                placeholder="<new column metadata id>",
             )
             self.s.changed(f"create column {table}.{column}")
             created = created or "column"
@@ -139,9 +144,6 @@ class OutboundSteps:
         if created is None:
             self.s.ok(f"table {table} ({entity_set}) with column {column}")
         return created, entity_set
-
-    def _metadata(self, path: str, body: dict[str, Any], operation: str, placeholder: str) -> None:
-        self.gw.write("POST", path, body, operation=operation, headers=self.s.in_solution, placeholder=placeholder)
 
     def check_compliance_column(self) -> None:
         column = self.defn.compliance_column

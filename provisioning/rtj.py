@@ -233,13 +233,8 @@ class RtjSteps:
                 )
             self.s.ok(f"table {table.logical_name}")
             return False
-        self.gw.write(
-            "POST",
-            "EntityDefinitions",
-            table.table_body(),
-            operation="create extended table",
-            headers=self.s.in_solution,
-            placeholder="<new table metadata id>",
+        self.s.create_metadata(
+            "EntityDefinitions", table.table_body(), what="extended table", placeholder="<new table metadata id>"
         )
         self.s.changed(f"create table {table.logical_name} (extends {table.base_table})")
         return True
@@ -262,12 +257,10 @@ class RtjSteps:
         if any(str(r.get("ReferencingAttribute", "")).lower() == EXTENDED_LOOKUP for r in relationships):
             self.s.ok(f"relationship {table.base_table}.{EXTENDED_LOOKUP} → {table.logical_name}")
             return False
-        self.gw.write(
-            "POST",
+        self.s.create_metadata(
             "RelationshipDefinitions",
             table.relationship_body(),
-            operation="create extended entity relationship",
-            headers=self.s.in_solution,
+            what="extended entity relationship",
             placeholder="<new relationship id>",
         )
         self.s.changed(f"add {table.logical_name} to the polymorphic lookup {table.base_table}.{EXTENDED_LOOKUP}")

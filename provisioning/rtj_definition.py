@@ -11,7 +11,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from provisioning.definition import BODY_MAX_LENGTH, NAME_MAX_LENGTH, label, required_none, validate_prefix
+from provisioning.definition import BODY_MAX_LENGTH, label, required_none, table_metadata, validate_prefix
 
 # --- real-time journeys (the successor contract) ---------------------------------------------------------
 # Reference: /work/shared/reference/real-time-journeys.md §1.4, dataverse.md §6 and Microsoft's "Define the custom
@@ -74,33 +74,13 @@ class ExtendedTable:
 
     def table_body(self) -> dict[str, Any]:
         """``POST EntityDefinitions``: the table with only its primary name column (the app keeps no settings in it)."""
-        return {
-            "@odata.type": "Microsoft.Dynamics.CRM.EntityMetadata",
-            "SchemaName": self.schema_name,
-            "DisplayName": label(self.label),
-            "DisplayCollectionName": label(f"{self.label}s"),
-            "Description": label(
-                f"Extended configuration of {self.base_table} for the real-time journeys custom channel"
-            ),
-            "OwnershipType": "UserOwned",
-            "IsActivity": False,
-            "HasActivities": False,
-            "HasNotes": False,
-            "Attributes": [
-                {
-                    "@odata.type": "Microsoft.Dynamics.CRM.StringAttributeMetadata",
-                    "AttributeType": "String",
-                    "AttributeTypeName": {"Value": "StringType"},
-                    "SchemaName": self.name_column,
-                    "IsPrimaryName": True,
-                    "MaxLength": NAME_MAX_LENGTH,
-                    "FormatName": {"Value": "Text"},
-                    "RequiredLevel": required_none(),
-                    "DisplayName": label("Name"),
-                    "Description": label("Name of this configuration"),
-                }
-            ],
-        }
+        return table_metadata(
+            self.schema_name,
+            self.label,
+            f"Extended configuration of {self.base_table} for the real-time journeys custom channel",
+            name_schema=self.name_column,
+            name_description="Name of this configuration",
+        )
 
     def relationship_body(self) -> dict[str, Any]:
         """``POST RelationshipDefinitions``: one more target of the existing polymorphic ``msdyn_extendedentityid``.

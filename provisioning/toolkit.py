@@ -109,6 +109,12 @@ class Steps:
             secret_fields=secret_fields,
         )
 
+    def create_metadata(self, path: str, body: Mapping[str, Any], *, what: str, placeholder: str) -> None:
+        """POST a metadata definition (table, column, relationship) into the solution."""
+        self.gw.write(
+            "POST", path, dict(body), operation=f"create {what}", headers=self.in_solution, placeholder=placeholder
+        )
+
     def delete(self, table: Table, row_id: str, *, what: str) -> None:
         self.gw.write("DELETE", f"{table.entity_set}({row_id})", None, operation=f"delete {what}")
 
