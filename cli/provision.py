@@ -7,8 +7,9 @@ Re-running changes nothing. ``--dry-run`` prints every Web API request (reads ar
 Then prints the app settings that follow from the definition and the remaining manual steps. See docs/deploy.md.
 
 ``--rtj`` adds the real-time journeys side (outbound custom API bound to the relay plug-in, its environment
-variables, extended channel-instance tables and relationships, channel definition, ``text`` message part, read
-privileges); ``--rtj-only`` runs only that part and needs no Service Bus values. See docs/real-time-journeys.md.
+variables and, with ``--relay-auth entra``, its managed identity, extended channel-instance tables and relationships,
+channel definition, ``text`` message part, read privileges); ``--rtj-only`` runs only that part and needs no Service
+Bus values. See docs/real-time-journeys.md.
 """
 
 from __future__ import annotations
@@ -98,7 +99,10 @@ def _parser() -> argparse.ArgumentParser:
     )
     rtj.add_argument("--rtj-channel-type", choices=sorted(RTJ_CHANNEL_TYPES), default="sms", help="default: sms")
     rtj.add_argument("--rtj-api-name", help="outbound custom API unique name (default: <prefix>_ChannelOutbound)")
-    rtj.add_argument("--rtj-display-name", help="channel display name (default: Custom SMS / Custom messaging)")
+    rtj.add_argument(
+        "--rtj-display-name",
+        help="channel display name, at most 90 characters (default: Custom SMS / Custom messaging)",
+    )
     rtj.add_argument(
         "--relay-plugin-type", default=RELAY_PLUGIN_TYPE, help=f"plug-in type of the custom API ({RELAY_PLUGIN_TYPE})"
     )
