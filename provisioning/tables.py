@@ -164,6 +164,11 @@ MANAGED_IDENTITY = table("managedidentity", "managedidentities")
 PLUGIN_ASSEMBLY = table("pluginassembly", "pluginassemblies")
 
 
+def utf16_length(value: str) -> int:
+    """A string's length as Dataverse (.NET) counts it: UTF-16 code units (an emoji counts 2)."""
+    return len(value.encode("utf-16-le")) // 2
+
+
 def check_row(logical_name: str, body: Mapping[str, Any]) -> None:
     """Raise :class:`ColumnError` unless every column of ``body`` is known and every string fits its MaxLength."""
     columns = COLUMNS[logical_name]
@@ -183,8 +188,8 @@ def check_row(logical_name: str, body: Mapping[str, Any]) -> None:
         if name not in columns:
             raise ColumnError(f"{logical_name}.{name} is not a column provisioning knows (tables.COLUMNS)")
         limit = columns[name]
-        if isinstance(value, str) and limit is not None and len(value) > limit:
+        if isinstance(value, str) and limit is not None and utf16_length(value) > limit:
             raise ColumnError(
-                f"{logical_name}.{name} would be {len(value)} characters long; its MaxLength is {limit}. "
+                f"{logical_name}.{name} would be {utf16_length(value)} characters long; its MaxLength is {limit}. "
                 "Shorten the option it comes from (names, display names, URLs) and run again"
             )

@@ -96,6 +96,8 @@ def test_check_row_names_table_and_column() -> None:
     with pytest.raises(ColumnError, match=r"customapi\.Bogus is not a lookup"):
         check_row("customapi", {"Bogus@odata.bind": "/x(1)"})
     check_row("msdyn_channeldefinition", {"msdyn_description": "x" * 100, "@odata.type": "x"})
+    with pytest.raises(ColumnError, match="would be 102 characters"):  # .NET counts UTF-16 code units
+        check_row("msdyn_channeldefinition", {"msdyn_description": "x" * 98 + "📱📱"})
 
 
 Run = Callable[..., RunResult]
