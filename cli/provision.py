@@ -7,8 +7,9 @@ Re-running changes nothing. ``--dry-run`` prints every Web API request (reads ar
 Then prints the app settings that follow from the definition and the remaining manual steps. See docs/deploy.md.
 
 ``--rtj`` adds the real-time journeys side (outbound custom API bound to the relay plug-in, its environment
-variables, extended channel-instance tables and relationships, channel definition, ``text`` message part, read
-privileges); ``--rtj-only`` runs only that part and needs no Service Bus values. See docs/real-time-journeys.md.
+variables and, with ``--relay-auth entra``, its managed identity, extended channel-instance tables and relationships,
+channel definition, ``text`` message part, read privileges); ``--rtj-only`` runs only that part and needs no Service
+Bus values. See docs/real-time-journeys.md.
 """
 
 from __future__ import annotations
@@ -20,17 +21,19 @@ from collections.abc import Callable
 from typing import Any, TextIO
 from urllib.parse import urlsplit
 
-from provisioning.definition import (
-    RELAY_PLUGIN_TYPE,
-    RTJ_CHANNEL_TYPES,
-    RTJ_READ_ROLES,
-    ChannelDefinition,
-    RtjChannel,
-    validate_prefix,
-)
+from provisioning.definition import ChannelDefinition, validate_prefix
 from provisioning.gateway import Gateway
-from provisioning.provisioner import CONTRACTS, Provisioner, ProvisionError, ProvisionOptions, ProvisionResult
-from provisioning.rtj import RtjOptions, key_vault_reference, relay_secret, relay_url
+from provisioning.provisioner import (
+    CONTRACTS,
+    OutboundOptions,
+    Provisioner,
+    ProvisionError,
+    ProvisionOptions,
+    ProvisionResult,
+)
+from provisioning.relay import EntraAuth, RelayAuth, SecretAuth, guid, relay_secret, relay_url, token_scope
+from provisioning.rtj import RtjOptions
+from provisioning.rtj_definition import RELAY_PLUGIN_TYPE, RTJ_CHANNEL_TYPES, RTJ_READ_ROLES, RtjChannel
 from provisioning.secrets import SecretError, key_vault_secret
 from shared.domain.errors import DataverseError, TransientError
 from shared.settings import is_loopback_host
@@ -49,6 +52,10 @@ RTJ_PRIVILEGES = (
     "for real-time journeys: whatever msdyn_D365ChannelsNotification / msdyn_D365ChannelsInbound require "
     "(not documented; see docs/real-time-journeys.md, 'Unconfirmed')",
 )
+
+
+RELAY_AUTH_MODES = ("entra", "secret")
+ENTRA_FLAGS = ("--relay-token-scope", "--relay-identity-client-id", "--relay-identity-tenant-id")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -92,20 +99,27 @@ def _parser() -> argparse.ArgumentParser:
     )
     rtj.add_argument("--rtj-channel-type", choices=sorted(RTJ_CHANNEL_TYPES), default="sms", help="default: sms")
     rtj.add_argument("--rtj-api-name", help="outbound custom API unique name (default: <prefix>_ChannelOutbound)")
-    rtj.add_argument("--rtj-display-name", help="channel display name (default: Custom SMS / Custom messaging)")
+    rtj.add_argument(
+        "--rtj-display-name",
+        help="channel display name, at most 90 characters (default: Custom SMS / Custom messaging)",
+    )
     rtj.add_argument(
         "--relay-plugin-type", default=RELAY_PLUGIN_TYPE, help=f"plug-in type of the custom API ({RELAY_PLUGIN_TYPE})"
     )
     rtj.add_argument("--relay-url", help="value of <prefix>_ChannelRelayUrl: https://<app>/api/rtj/outbound")
-    relay_secret_group = rtj.add_mutually_exclusive_group()
-    relay_secret_group.add_argument(
-        "--relay-secret-from-key-vault",
-        metavar="SECRET_RESOURCE_ID",
-        help="make <prefix>_ChannelRelaySecret a Secret variable backed by this Key Vault secret "
-        "(/subscriptions/…/providers/Microsoft.KeyVault/vaults/<vault>/secrets/rtj-outbound-secret)",
+    rtj.add_argument(
+        "--relay-auth",
+        choices=RELAY_AUTH_MODES,
+        help="how the relay proves itself to the app (RTJ_AUTH_MODE): entra (recommended: a token from the plug-in "
+        "assembly's managed identity) or secret (a Text variable holding RTJ_OUTBOUND_SECRET)",
     )
-    relay_secret_group.add_argument(
-        "--relay-secret", help="make <prefix>_ChannelRelaySecret a Text variable holding RTJ_OUTBOUND_SECRET itself"
+    rtj.add_argument("--relay-token-scope", help="entra: value of <prefix>_ChannelRelayScope, api://<app id>/.default")
+    rtj.add_argument(
+        "--relay-identity-client-id", help="entra: client id of the plug-in's Entra identity (RTJ_TOKEN_CLIENT_ID)"
+    )
+    rtj.add_argument("--relay-identity-tenant-id", help="entra: its tenant id (RTJ_TOKEN_TENANT_ID)")
+    rtj.add_argument(
+        "--relay-secret", help="secret: value of <prefix>_ChannelRelaySecret, the app's RTJ_OUTBOUND_SECRET"
     )
     p.add_argument("--dry-run", action="store_true", help="print every Web API request; make no writes")
     p.add_argument("--print-tile", action="store_true", help="also print the tile XML")
@@ -153,18 +167,39 @@ def _key_source(args: argparse.Namespace) -> tuple[Callable[[], str] | None, str
     return None, ""
 
 
+def _flag_values(args: argparse.Namespace, flags: tuple[str, ...]) -> dict[str, str | None]:
+    return {flag: getattr(args, flag.removeprefix("--").replace("-", "_")) for flag in flags}
+
+
+def _relay_auth(args: argparse.Namespace) -> RelayAuth | None:
+    """The relay authentication mode from the flags (``--relay-auth``, or implied by the flags given)."""
+    entra = _flag_values(args, ENTRA_FLAGS)
+    given_entra = [flag for flag, value in entra.items() if value]
+    mode = args.relay_auth or ("secret" if args.relay_secret else "entra" if given_entra else None)
+    if mode == "entra":
+        if args.relay_secret:
+            raise ProvisionError("--relay-secret is for --relay-auth secret; entra mode needs no shared secret")
+        missing = [flag for flag, value in entra.items() if not value]
+        if missing:
+            raise ProvisionError(f"--relay-auth entra needs {', '.join(missing)}")
+        return EntraAuth(
+            scope=token_scope(str(args.relay_token_scope)),
+            client_id=guid(str(args.relay_identity_client_id), "--relay-identity-client-id"),
+            tenant_id=guid(str(args.relay_identity_tenant_id), "--relay-identity-tenant-id"),
+        )
+    if mode == "secret":
+        if given_entra:
+            raise ProvisionError(f"{', '.join(given_entra)} belong to --relay-auth entra, not secret")
+        if not args.relay_secret:
+            raise ProvisionError("--relay-auth secret needs --relay-secret (the app's RTJ_OUTBOUND_SECRET)")
+        return SecretAuth(relay_secret(args.relay_secret))
+    return None
+
+
 def _rtj_options(args: argparse.Namespace) -> RtjOptions | None:
     if not (args.rtj or args.rtj_only):
-        given = [
-            flag
-            for flag, value in (
-                ("--relay-url", args.relay_url),
-                ("--relay-secret", args.relay_secret),
-                ("--relay-secret-from-key-vault", args.relay_secret_from_key_vault),
-                ("--rtj-api-name", args.rtj_api_name),
-            )
-            if value
-        ]
+        relay_flags = ("--relay-url", "--relay-auth", "--relay-secret", *ENTRA_FLAGS, "--rtj-api-name")
+        given = [flag for flag, value in _flag_values(args, relay_flags).items() if value]
         if given:
             raise ProvisionError(f"{', '.join(given)} need --rtj (or --rtj-only)")
         return None
@@ -178,10 +213,7 @@ def _rtj_options(args: argparse.Namespace) -> RtjOptions | None:
     return RtjOptions(
         channel=channel,
         relay_url=relay_url(args.relay_url) if args.relay_url else None,
-        relay_secret=relay_secret(args.relay_secret) if args.relay_secret else None,
-        relay_secret_reference=(
-            key_vault_reference(args.relay_secret_from_key_vault) if args.relay_secret_from_key_vault else None
-        ),
+        relay_auth=_relay_auth(args),
     )
 
 
@@ -195,7 +227,7 @@ def options_from_args(args: argparse.Namespace) -> ProvisionOptions:
         flags = ", ".join("--" + m.replace("_", "-") for m in missing)
         raise ProvisionError(f"the outbound-marketing steps need {flags} (or pass --rtj-only)")
     source, description = _key_source(args)
-    return ProvisionOptions(
+    outbound_options = OutboundOptions(
         definition=definition,
         solution=args.solution,
         namespace=_namespace_name(args.namespace or ""),
@@ -206,12 +238,16 @@ def options_from_args(args: argparse.Namespace) -> ProvisionOptions:
         rotate_key=args.rotate_key,
         contract=args.contract,
         endpoint_name=args.endpoint_name,
-        publisher=args.publisher,
         lookup_view_id=args.lookup_view_id,
         quick_view_form_id=args.quick_view_form_id,
+    )
+    return ProvisionOptions(
+        definition=definition,
+        solution=args.solution,
+        publisher=args.publisher,
         app_user_client_id=args.create_app_user,
         business_unit=args.business_unit,
-        outbound=outbound,
+        outbound=outbound_options if outbound else None,
         rtj=_rtj_options(args),
     )
 
@@ -221,11 +257,11 @@ def report(options: ProvisionOptions, result: ProvisionResult, *, dry_run: bool,
     w = out.write
     verb = "would change" if dry_run else "changed"
     w(f"\n{len(result.changes)} {verb}" + (": nothing to do\n" if not result.changes else "\n"))
-    if options.outbound:
+    if options.outbound is not None:
         w("\nFunction app settings that follow from this definition:\n")
         for name, value in definition.app_settings().items():
             w(f"  {name}={value}\n")
-        w(f"  ACTIVITY_QUEUE_NAME={options.queue}\n")
+        w(f"  ACTIVITY_QUEUE_NAME={options.outbound.queue}\n")
     if options.rtj is not None:
         _report_rtj(options.rtj, result, out, dry_run=dry_run)
     for note in result.notes:
@@ -241,7 +277,7 @@ def report(options: ProvisionOptions, result: ProvisionResult, *, dry_run: bool,
             "  business unit = the root one (or re-run with --create-app-user <AZURE_CLIENT_ID>).\n"
         )
     w("  Security role (a copy of 'Basic User' or a new role) with:\n")
-    if options.outbound:
+    if options.outbound is not None:
         for item in PRIVILEGES:
             w(f"    - {item.format(table=definition.table_logical_name)}\n")
     if options.rtj is not None:
@@ -264,12 +300,33 @@ def _report_rtj(rtj: RtjOptions, result: ProvisionResult, out: TextIO, *, dry_ru
         )
     )
     w(f"  extended tables: {', '.join(t.logical_name for t in channel.extended_tables)}\n")
-    w(f"  Read on them for: {', '.join(RTJ_READ_ROLES)}\n")
-    w("  Function app setting RTJ_OUTBOUND_SECRET must equal the value of " + channel.relay_secret_variable + "\n")
-    if rtj.relay_secret:
+    roles = result.rtj.roles if result.rtj is not None else {}
+    granted = [str(r.get("name")) for matches in roles.values() for r in matches] or list(RTJ_READ_ROLES)
+    w(f"  Read on them for: {', '.join(granted)}\n")
+    auth = rtj.relay_auth
+    if isinstance(auth, EntraAuth):
+        identity = result.rtj.relay if result.rtj is not None else None
         w(
-            f"  Note: {channel.relay_secret_variable} is a Text variable, readable by anyone who can read environment "
-            "variables; --relay-secret-from-key-vault keeps it in Key Vault.\n"
+            "  Relay authentication: entra. Function app settings: RTJ_AUTH_MODE=entra, "
+            f"RTJ_TOKEN_AUDIENCE={auth.audience}, RTJ_TOKEN_TENANT_ID={auth.tenant_id}, "
+            f"RTJ_TOKEN_CLIENT_ID={auth.client_id}\n"
+        )
+        if identity is not None and not identity.assembly_bound:
+            w("  The managed identity is not bound to the relay assembly yet (register it, then run again).\n")
+        w(
+            "  Azure side (not done by this command): on the Entra app registration or user-assigned identity "
+            f"{auth.client_id}, add the federated identity credential for the plug-in (Microsoft's \"Set up Power "
+            "Platform managed identity\", record version 2: issuer and subject from this environment's id and the "
+            "certificate that signs ChannelRelay.dll; see docs/real-time-journeys.md); if the API of "
+            f"{auth.scope} requires app role assignment, assign a role to that identity.\n"
+        )
+    elif isinstance(auth, SecretAuth):
+        w(
+            "  Relay authentication: secret. Function app settings: RTJ_AUTH_MODE=secret, RTJ_OUTBOUND_SECRET = the "
+            f"value of {channel.relay_secret_variable}.\n"
+            f"  Note: {channel.relay_secret_variable} is a Text variable: anyone who can read environment variable "
+            "values in this org can read it (system administrators and customizers, and any role with Read on "
+            "Environment Variable Value). --relay-auth entra needs no shared secret.\n"
         )
 
 
@@ -296,7 +353,7 @@ def main(argv: list[str] | None = None, *, out: TextIO | None = None, client: An
     except (DataverseError, TransientError) as exc:
         print(f"channel provision: Dataverse refused a request: {exc}", file=sys.stderr)
         return 1
-    if options.outbound and (args.print_tile or args.dry_run):
+    if options.outbound is not None and (args.print_tile or args.dry_run):
         say(f"\nTile XML ({options.definition.web_resource_name}):\n{result.tile}")
     report(options, result, dry_run=args.dry_run, out=out)
     return 0

@@ -10,7 +10,12 @@ from typing import Any
 from cli.doctor.dataverse_checks import MetadataError, OrgActions
 from cli.doctor.metadata import compare_parameters, describe
 from cli.doctor.results import CheckResult, ok, problem, skipped
-from provisioning.definition import CUSTOM_API_BINDING_GLOBAL, CUSTOM_API_STRING, PAYLOAD_PARAMETER, RESPONSE_PROPERTY
+from provisioning.rtj_definition import (
+    CUSTOM_API_BINDING_GLOBAL,
+    CUSTOM_API_STRING,
+    PAYLOAD_PARAMETER,
+    RESPONSE_PROPERTY,
+)
 from shared.adapters.dataverse import DataverseClient
 from shared.domain.errors import DataverseError, TransientError
 

@@ -24,7 +24,7 @@ from azure.servicebus.exceptions import MessagingEntityNotFoundError, ServiceBus
 from devtools.emulators._base import Incoming, Response
 from devtools.emulators.dataverse import DataverseEmulator, seed_demo
 from devtools.emulators.twilio import TwilioEmulator
-from provisioning.definition import RELAY_PLUGIN_TYPE, RtjChannel
+from provisioning.rtj_definition import RELAY_PLUGIN_TYPE, RtjChannel
 from shared.adapters.dataverse import DataverseClient
 from shared.adapters.tokens import StaticToken
 

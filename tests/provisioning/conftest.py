@@ -62,10 +62,19 @@ def run(org: DataverseEmulator) -> Callable[..., RunResult]:
 # --- real-time journeys --------------------------------------------------------------------------------------
 PLUGIN_TYPE_ID = "5c3e1f0a-7b2d-4e6f-9a8b-1c2d3e4f5a6b"
 RELAY_URL = "https://func-contoso.azurewebsites.net/api/rtj/outbound"
-KEY_VAULT_SECRET_ID = (
-    "/subscriptions/00000000-0000-4000-8000-000000000000/resourceGroups/rg-contoso/providers/Microsoft.KeyVault/"
-    "vaults/kv-contoso/secrets/rtj-outbound-secret"
-)
+TOKEN_SCOPE = "api://0d3c2b1a-9f8e-4d7c-8b6a-5f4e3d2c1b0a/.default"
+RELAY_CLIENT_ID = "7a6b5c4d-3e2f-4a1b-9c8d-7e6f5a4b3c2d"
+RELAY_TENANT_ID = "11112222-3333-4444-8555-666677778888"
+ENTRA = [
+    "--relay-auth",
+    "entra",
+    "--relay-token-scope",
+    TOKEN_SCOPE,
+    "--relay-identity-client-id",
+    RELAY_CLIENT_ID,
+    "--relay-identity-tenant-id",
+    RELAY_TENANT_ID,
+]
 RTJ_ARGS = ["--prefix", "cr123", "--solution", "ContosoSmsChannel", "--rtj-only"]
 
 

@@ -69,7 +69,7 @@ def test_invalid_prefix_is_refused(prefix: str) -> None:
 
 
 def test_rtj_names_derive_from_the_prefix() -> None:
-    from provisioning.definition import RtjChannel
+    from provisioning.rtj_definition import RtjChannel
 
     sms, custom = RtjChannel(prefix="abc"), RtjChannel(prefix="abc", channel_type="custom")
     assert sms.custom_api_name == "abc_ChannelOutbound"
@@ -93,7 +93,42 @@ def test_rtj_names_derive_from_the_prefix() -> None:
     ],
 )
 def test_invalid_rtj_definitions_are_refused(kwargs: dict[str, str], message: str) -> None:
-    from provisioning.definition import RtjChannel
+    from provisioning.rtj_definition import RtjChannel
 
     with pytest.raises(ValueError, match=message):
         RtjChannel(prefix="abc", **kwargs)
+
+
+@pytest.mark.parametrize("channel_type", ["sms", "custom"])
+@pytest.mark.parametrize("display_name", [None, "N" * 90])
+def test_every_rtj_string_fits_its_column(channel_type: str, display_name: str | None) -> None:
+    """msdyn_description was 102-105 characters and the custom API displayname overflowed past ~68-character names."""
+    from provisioning.rtj_definition import RtjChannel
+    from provisioning.tables import check_row
+
+    channel = RtjChannel(prefix="abcdefgh", channel_type=channel_type, display_name=display_name)
+    form = "00000000-0000-0000-0000-000000000000"
+    check_row("customapi", channel.custom_api_body("5c3e1f0a-7b2d-4e6f-9a8b-1c2d3e4f5a6b"))
+    check_row("msdyn_channeldefinition", channel.channel_definition_columns(form, form))
+    check_row("msdyn_channelmessagepart", channel.message_part_columns())
+    for name in (channel.relay_url_variable, channel.relay_scope_variable, channel.relay_secret_variable):
+        check_row("environmentvariabledefinition", channel.variable_definition_body(name))
+    columns = channel.channel_definition_columns(form, form)
+    assert columns["msdyn_name"] == columns["msdyn_displayname"] == channel.channel_display_name  # the primary name
+
+
+@pytest.mark.parametrize(
+    "spelling",
+    [
+        "Marketing Services User Extensible",
+        "Marketing Services User Extensible Role",
+        "Marketing Service user extensible role",
+        "  marketing  SERVICES user extensible ",
+    ],
+)
+def test_role_names_match_as_microsoft_spells_them(spelling: str) -> None:
+    from provisioning.rtj import role_key
+
+    assert role_key(spelling) == role_key("Marketing Services User Extensible")
+    assert role_key("Marketing Services User") != role_key("Marketing Services User Extensible")
+    assert role_key("Rolemaster") == "rolemaster"

@@ -7,7 +7,7 @@ from typing import Any
 import requests
 
 from devtools.emulators.dataverse import DataverseEmulator
-from provisioning.definition import RtjChannel
+from provisioning.rtj_definition import RtjChannel
 
 from .conftest import PLUGIN_TYPE_ID, TOKEN
 
@@ -100,9 +100,26 @@ def test_channel_definition_and_message_part_rules(rtj_org: DataverseEmulator) -
 
 
 def test_secret_variable_value_must_be_a_key_vault_reference(rtj_org: DataverseEmulator) -> None:
-    body = CHANNEL.variable_definition_body(secret=True, url=False)
+    # provisioning never creates a Key Vault-backed variable (plug-ins cannot read one); the emulator still models it
+    body = {**CHANNEL.variable_definition_body(CHANNEL.relay_secret_variable), "type": 100000005}
     definition = created_id(post(rtj_org, "environmentvariabledefinitions", body))
     bind = {"EnvironmentVariableDefinitionId@odata.bind": f"/environmentvariabledefinitions({definition})"}
     plain = post(rtj_org, "environmentvariablevalues", {"schemaname": body["schemaname"], "value": "x", **bind})
     assert plain.status_code == 400 and "Key Vault" in plain.json()["error"]["message"]
     assert patch(rtj_org, f"environmentvariabledefinitions({definition})", {"type": 100000000}).status_code == 400
+
+
+def test_managed_identity_rows_and_the_assembly_binding(rtj_org: DataverseEmulator) -> None:
+    """The minimum the emulator models for Power Platform managed identity (Microsoft's table reference)."""
+    identity = {"name": "relay", "applicationid": "7a6b5c4d-3e2f-4a1b-9c8d-7e6f5a4b3c2d", "subjectscope": 1}
+    assert post(rtj_org, "managedidentities", {**identity, "credentialsource": 7}).status_code == 400
+    assert post(rtj_org, "managedidentities", {"name": "relay", "credentialsource": 2}).status_code == 400
+    identity_id = created_id(post(rtj_org, "managedidentities", {**identity, "credentialsource": 2}))
+    assembly_id = rtj_org.get_row("plugintype", PLUGIN_TYPE_ID)["_pluginassemblyid_value"]  # type: ignore[index]
+    missing = "/managedidentities(00000000-0000-4000-8000-00000000dead)"
+    path = f"pluginassemblies({assembly_id})"
+    assert patch(rtj_org, path, {"managedidentityid@odata.bind": missing}).status_code == 400
+    bind = {"managedidentityid@odata.bind": f"/managedidentities({identity_id})"}
+    assert patch(rtj_org, path, bind).status_code == 204
+    row = get(rtj_org, path, **{"$select": "pluginassemblyid,_managedidentityid_value"}).json()
+    assert row["_managedidentityid_value"] == identity_id

@@ -12,16 +12,26 @@ from urllib.parse import unquote
 import pytest
 
 from devtools.emulators.dataverse import DataverseEmulator
-from provisioning.definition import MESSAGE_PART_TEXT, RTJ_READ_ROLES, RtjChannel
 from provisioning.gateway import MASK
+from provisioning.rtj_definition import MESSAGE_PART_TEXT, RTJ_READ_ROLES, RtjChannel
 from shared.domain.rtj import OutboundPayload
 
-from .conftest import KEY_VAULT_SECRET_ID, PLUGIN_TYPE_ID, RELAY_URL, RTJ_ARGS, SAS_KEY, RunResult
+from .conftest import (
+    ENTRA,
+    PLUGIN_TYPE_ID,
+    RELAY_CLIENT_ID,
+    RELAY_TENANT_ID,
+    RELAY_URL,
+    RTJ_ARGS,
+    SAS_KEY,
+    TOKEN_SCOPE,
+    RunResult,
+)
 
 Run = Callable[..., RunResult]
 SNAPSHOT = Path(__file__).resolve().parents[1] / "fixtures" / "provisioning" / "dry_run_rtj_empty_org.txt"
 SECRET = "s3cr3t-value-that-is-long-enough-0123"
-KV = ["--relay-url", RELAY_URL, "--relay-secret-from-key-vault", KEY_VAULT_SECRET_ID]
+KV = ["--relay-url", RELAY_URL, *ENTRA]  # the recommended relay authentication: entra
 
 
 def writes(org: DataverseEmulator) -> list[tuple[str, str]]:
@@ -59,6 +69,7 @@ def test_sms_channel_is_created_with_the_exact_requests(rtj_org: DataverseEmulat
     definition_id = channel.channel_definition_id
     cxp, extensible = (rtj_org.role_id(name) for name in RTJ_READ_ROLES)
     add = "/Microsoft.Dynamics.CRM.AddPrivilegesRole"
+    assembly_id = rtj_org.get_row("plugintype", PLUGIN_TYPE_ID)["_pluginassemblyid_value"]  # type: ignore[index]
     assert writes(rtj_org) == [
         ("POST", "publishers"),
         ("POST", "solutions"),
@@ -67,6 +78,9 @@ def test_sms_channel_is_created_with_the_exact_requests(rtj_org: DataverseEmulat
         ("POST", "environmentvariablevalues"),
         ("POST", "environmentvariabledefinitions"),
         ("POST", "environmentvariablevalues"),
+        ("POST", "environmentvariabledefinitions"),
+        ("POST", "managedidentities"),
+        ("PATCH", f"pluginassemblies({assembly_id})"),
         ("POST", "EntityDefinitions"),
         ("POST", "EntityDefinitions"),
         ("POST", "RelationshipDefinitions"),
@@ -83,7 +97,7 @@ def test_sms_channel_is_created_with_the_exact_requests(rtj_org: DataverseEmulat
     assert body_of(rtj_org, "POST", "customapis") == {
         "uniquename": "cr123_ChannelOutbound",
         "name": "cr123_ChannelOutbound",
-        "displayname": "Custom SMS: outbound (real-time journeys)",
+        "displayname": "Custom SMS: outbound",
         "description": channel.custom_api_columns()["description"],
         "bindingtype": 0,
         "isfunction": False,
@@ -114,17 +128,20 @@ def test_sms_channel_is_created_with_the_exact_requests(rtj_org: DataverseEmulat
     assert only_row(rtj_org, "customapirequestparameter")[1]["_customapiid_value"] == api_id
     assert only_row(rtj_org, "customapiresponseproperty")[1]["type"] == 10
 
-    # the relay plug-in's two environment variables: Text URL, Key Vault-backed Secret
-    url_def, secret_def = bodies(rtj_org, "POST", "environmentvariabledefinitions")
+    # the relay plug-in's three Text environment variables: URL, token scope (entra), secret (no value in entra mode)
+    url_def, scope_def, secret_def = bodies(rtj_org, "POST", "environmentvariabledefinitions")
     assert url_def == {
         "schemaname": "cr123_ChannelRelayUrl",
         "displayname": "Channel relay URL",
         "description": "The Function app's real-time journeys endpoint: https://<app>/api/rtj/outbound",
         "type": 100000000,
     }
-    assert (secret_def["schemaname"], secret_def["type"]) == ("cr123_ChannelRelaySecret", 100000005)
+    assert [(d["schemaname"], d["type"]) for d in (scope_def, secret_def)] == [
+        ("cr123_ChannelRelayScope", 100000000),
+        ("cr123_ChannelRelaySecret", 100000000),
+    ]
     url_id, _ = only_row(rtj_org, "environmentvariabledefinition", schemaname="cr123_ChannelRelayUrl")
-    secret_id, _ = only_row(rtj_org, "environmentvariabledefinition", schemaname="cr123_ChannelRelaySecret")
+    scope_id, _ = only_row(rtj_org, "environmentvariabledefinition", schemaname="cr123_ChannelRelayScope")
     assert bodies(rtj_org, "POST", "environmentvariablevalues") == [
         {
             "schemaname": "cr123_ChannelRelayUrl",
@@ -132,11 +149,29 @@ def test_sms_channel_is_created_with_the_exact_requests(rtj_org: DataverseEmulat
             "EnvironmentVariableDefinitionId@odata.bind": f"/environmentvariabledefinitions({url_id})",
         },
         {
-            "schemaname": "cr123_ChannelRelaySecret",
-            "value": KEY_VAULT_SECRET_ID,
-            "EnvironmentVariableDefinitionId@odata.bind": f"/environmentvariabledefinitions({secret_id})",
+            "schemaname": "cr123_ChannelRelayScope",
+            "value": TOKEN_SCOPE,
+            "EnvironmentVariableDefinitionId@odata.bind": f"/environmentvariabledefinitions({scope_id})",
         },
     ]
+
+    # the managed identity record (Microsoft's "Set up Power Platform managed identity"), bound to the assembly
+    identity_id, _ = only_row(rtj_org, "managedidentity")
+    assert body_of(rtj_org, "POST", "managedidentities") == {
+        "managedidentityid": identity_id,
+        "name": "cr123 channel relay",
+        "applicationid": RELAY_CLIENT_ID,
+        "tenantid": RELAY_TENANT_ID,
+        "credentialsource": 2,
+        "subjectscope": 1,
+        "version": 2,
+    }
+    assert body_of(rtj_org, "PATCH", f"pluginassemblies({assembly_id})") == {
+        "managedidentityid@odata.bind": f"/managedidentities({identity_id})"
+    }
+    assert rtj_org.get_row("pluginassembly", assembly_id)["_managedidentityid_value"] == identity_id  # type: ignore[index]
+    assert "RTJ_AUTH_MODE=entra" in out and f"RTJ_TOKEN_CLIENT_ID={RELAY_CLIENT_ID}" in out
+    assert "federated identity credential" in out
 
     # the extended tables (all lower case) and their msdyn_extendedentityid relationships
     instance, account = channel.extended_tables
@@ -168,9 +203,9 @@ def test_sms_channel_is_created_with_the_exact_requests(rtj_org: DataverseEmulat
     # the channel definition (stable id) and its one message part
     assert body_of(rtj_org, "POST", "msdyn_channeldefinitions") == {
         "msdyn_channeldefinitionid": definition_id,
+        "msdyn_name": "Custom SMS",
         "msdyn_displayname": "Custom SMS",
-        "msdyn_description": "Real-time journeys SMS channel served by the Function app through the custom API "
-        "cr123_ChannelOutbound",
+        "msdyn_description": "Real-time journeys SMS channel, sent by its Function app",
         "msdyn_channeltype": "SMS",
         "msdyn_outboundendpointurltemplate": "/cr123_ChannelOutbound",
         "msdyn_hasdeliveryreceipt": True,
@@ -212,7 +247,9 @@ def test_sms_channel_is_created_with_the_exact_requests(rtj_org: DataverseEmulat
         if r.method == "POST"
         and {k.lower(): v for k, v in r.headers.items()}.get("mscrm.solutionuniquename") == "ContosoSmsChannel"
     ]
-    assert with_header == [p for _, p in writes(rtj_org)[2:] if p != "PublishXml" and not p.startswith("roles(")]
+    assert with_header == [
+        p for m, p in writes(rtj_org)[2:] if m == "POST" and p != "PublishXml" and not p.startswith("roles(")
+    ]
 
     assert "outbound custom API /cr123_ChannelOutbound → plug-in ChannelRelay.OutboundRelayPlugin: bound" in out
     assert f"channel definition {definition_id} (SMS)" in out
@@ -269,7 +306,7 @@ def test_dry_run_on_an_empty_org_shows_the_full_rtj_sequence(rtj_org: DataverseE
         for line in out.splitlines()
         if re.match(r"^(GET|POST|PATCH) ", line)
     ]
-    assert sum(r.startswith("POST") for r in requests) == 16
+    assert sum(r.startswith("POST") for r in requests) == 18
     assert "Tile XML" not in out
 
 
@@ -295,16 +332,30 @@ def test_plugin_not_registered_creates_the_api_unbound_and_a_rerun_binds_it(org:
     assert ": bound" in out
 
 
-def test_missing_role_is_a_printed_manual_step(org: DataverseEmulator, run: Run) -> None:
+def test_missing_role_stops_the_run_before_anything_is_written(
+    org: DataverseEmulator, run: Run, capsys: pytest.CaptureFixture[str]
+) -> None:
     org.enable_rtj(roles=["Cxp Channel Definitions Services User"])
+    org.add_plugin_type("ChannelRelay.OutboundRelayPlugin", PLUGIN_TYPE_ID)
+    assert run(*KV, base=RTJ_ARGS)[0] == 1
+    assert writes(org) == []
+    err = capsys.readouterr().err
+    assert "security role 'Marketing Services User Extensible' not found" in err
+    assert "Read on cr123_channelinstance, cr123_channelinstanceaccount" in err
+    assert run(*KV, "--dry-run", base=RTJ_ARGS)[0] == 1  # the dry run fails the same way
+
+
+def test_role_names_are_matched_as_microsoft_spells_them(org: DataverseEmulator, run: Run) -> None:
+    spellings = ["cxp channel definitions service user", "Marketing Service user extensible role"]
+    org.enable_rtj(roles=spellings)
     org.add_plugin_type("ChannelRelay.OutboundRelayPlugin", PLUGIN_TYPE_ID)
     code, out = run(*KV, base=RTJ_ARGS)
     assert code == 0, out
-    assert [p for _, p in writes(org) if p.startswith("roles(")] == [
-        f"roles({org.role_id('Cxp Channel Definitions Services User')})/Microsoft.Dynamics.CRM.AddPrivilegesRole"
-    ]
-    assert "Security role 'Marketing Services User Extensible' was not found" in out
-    assert "Read (Organization) on cr123_channelinstance, cr123_channelinstanceaccount by hand" in out
+    read_instance = privilege(org, "prvReadcr123_channelinstance")
+    for name in spellings:
+        assert read_instance in org.role_privileges[org.role_id(name)]
+        assert f"to role '{name}'" in out
+    assert f"Read on them for: {', '.join(spellings)}" in out
 
 
 def test_lower_depth_privilege_is_raised_to_organization(rtj_org: DataverseEmulator, run: Run) -> None:
@@ -341,12 +392,23 @@ def test_text_secret_is_masked_compared_and_updated(rtj_org: DataverseEmulator, 
     assert body_of(rtj_org, "PATCH", f"environmentvariablevalues({value_id})") == {"value": rotated}
 
 
-def test_secret_kind_cannot_change(rtj_org: DataverseEmulator, run: Run, capsys: pytest.CaptureFixture[str]) -> None:
-    assert run("--relay-secret", SECRET, base=RTJ_ARGS)[0] == 0
-    rtj_org.reset()
-    code, _ = run("--relay-secret-from-key-vault", KEY_VAULT_SECRET_ID, base=RTJ_ARGS)
+@pytest.mark.parametrize("mode", [[], ["--relay-secret", SECRET], ENTRA])
+def test_a_key_vault_secret_variable_is_refused(
+    rtj_org: DataverseEmulator, run: Run, capsys: pytest.CaptureFixture[str], mode: list[str]
+) -> None:
+    """Earlier versions made <prefix>_ChannelRelaySecret a Key Vault-backed Secret variable; plug-ins cannot read it."""
+    rtj_org.add_row(
+        "environmentvariabledefinition",
+        "0f0f0f0f-0000-4000-8000-000000000002",
+        {"schemaname": "cr123_ChannelRelaySecret", "displayname": "Channel relay secret", "type": 100000005},
+    )
+    code, _ = run(*mode, base=RTJ_ARGS)
     assert code == 1
-    assert "exists as Text; its type cannot be changed" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "cr123_ChannelRelaySecret exists as Secret (Azure Key Vault)" in err and "delete it" in err
+    paths = [p for _, p in writes(rtj_org)]
+    assert "EntityDefinitions" not in paths and "managedidentities" not in paths  # stopped at the variable
+    assert not [b for b in bodies(rtj_org, "POST", "environmentvariablevalues") if "Secret" in b["schemaname"]]
 
 
 def test_values_not_given_are_printed_as_manual_steps(rtj_org: DataverseEmulator, run: Run) -> None:
@@ -354,7 +416,9 @@ def test_values_not_given_are_printed_as_manual_steps(rtj_org: DataverseEmulator
     assert code == 0, out
     assert bodies(rtj_org, "POST", "environmentvariablevalues") == []
     assert "cr123_ChannelRelayUrl has no value: run again with --relay-url" in out
-    assert "cr123_ChannelRelaySecret has no value" in out
+    assert "Neither cr123_ChannelRelayScope nor cr123_ChannelRelaySecret has a value" in out
+    assert "--relay-auth entra" in out
+    assert not rtj_org.rows("managedidentity")
 
 
 def test_rtj_with_outbound_marketing_in_one_run(rtj_org: DataverseEmulator, run: Run) -> None:
@@ -408,16 +472,43 @@ def test_base_channel_tables_missing_means_rtj_is_not_installed(
     assert "real-time journeys (Customer Insights - Journeys) is not installed" in capsys.readouterr().err
 
 
-def test_invalid_rtj_options_are_refused(run: Run, capsys: pytest.CaptureFixture[str]) -> None:
-    assert run("--relay-url", "http://example.com/x", base=RTJ_ARGS)[0] == 1
-    assert "--relay-url must be https://" in capsys.readouterr().err
-    assert run("--relay-secret-from-key-vault", "kv-contoso/rtj", base=RTJ_ARGS)[0] == 1
-    assert "resource id" in capsys.readouterr().err
-    assert run("--relay-secret", "short", base=RTJ_ARGS)[0] == 1
-    assert run("--rtj-api-name", "other_Api", base=RTJ_ARGS)[0] == 1
-    assert "'cr123_<Name>'" in capsys.readouterr().err
-    assert run("--relay-url", RELAY_URL, "--sas-key", SAS_KEY)[0] == 1
-    assert "need --rtj" in capsys.readouterr().err
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--relay-url", "http://example.com/x"], "--relay-url must be https://"),
+        (["--relay-secret", "short"], "at least 24"),
+        (["--rtj-api-name", "other_Api"], "'cr123_<Name>'"),
+        (
+            ["--relay-auth", "entra"],
+            "--relay-auth entra needs --relay-token-scope, --relay-identity-client-id, --relay-identity-tenant-id",
+        ),
+        (["--relay-token-scope", TOKEN_SCOPE], "--relay-auth entra needs --relay-identity-client-id"),
+        ([*ENTRA, "--relay-secret", SECRET], "--relay-secret is for --relay-auth secret"),
+        (["--relay-auth", "secret"], "--relay-auth secret needs --relay-secret"),
+        (
+            ["--relay-auth", "secret", "--relay-secret", SECRET, "--relay-token-scope", TOKEN_SCOPE],
+            "belong to --relay-auth entra",
+        ),
+        ([*ENTRA[:-2], "--relay-identity-tenant-id", "contoso"], "--relay-identity-tenant-id must be a GUID"),
+        (
+            [*ENTRA[:2], "--relay-token-scope", "api://x", *ENTRA[4:]],
+            "must be the app's token scope ending in /.default",
+        ),
+        (["--rtj-display-name", "x" * 91], "--rtj-display-name must be 1-90 characters"),
+    ],
+)
+def test_invalid_rtj_options_are_refused(
+    run: Run, capsys: pytest.CaptureFixture[str], args: list[str], message: str
+) -> None:
+    assert run(*args, base=RTJ_ARGS)[0] == 1
+    assert message in capsys.readouterr().err
+
+
+def test_relay_options_need_rtj(run: Run, capsys: pytest.CaptureFixture[str]) -> None:
+    assert run("--relay-url", RELAY_URL, "--relay-auth", "secret", "--sas-key", SAS_KEY)[0] == 1
+    assert "--relay-url, --relay-auth need --rtj" in capsys.readouterr().err
+    with pytest.raises(SystemExit):  # the Key Vault-backed variable is gone: plug-ins cannot read one
+        run("--relay-secret-from-key-vault", "/subscriptions/x", base=RTJ_ARGS)
 
 
 def test_message_part_name_is_what_the_app_reads() -> None:

@@ -71,6 +71,7 @@ RTJ_TABLES: dict[str, tuple[str, str, tuple[str, ...]]] = {
         "msdyn_channeldefinitions",
         "msdyn_channeldefinitionid",
         (
+            "msdyn_name",
             "msdyn_displayname",
             "msdyn_description",
             "msdyn_channeltype",
@@ -125,6 +126,13 @@ RTJ_TABLES: dict[str, tuple[str, str, tuple[str, ...]]] = {
     ),
     "role": ("roles", "roleid", ("name", "_businessunitid_value", "_parentroleid_value")),
     "privilege": ("privileges", "privilegeid", ("name", "accessright")),
+    # Power Platform managed identity for plug-ins: a managedidentity row bound to the plug-in assembly
+    "managedidentity": (
+        "managedidentities",
+        "managedidentityid",
+        ("name", "applicationid", "tenantid", "credentialsource", "subjectscope", "version"),
+    ),
+    "pluginassembly": ("pluginassemblies", "pluginassemblyid", ("name", "_managedidentityid_value")),
 }
 RTJ_NAVIGATIONS: dict[str, dict[str, str]] = {
     "customapi": {"PluginTypeId": "_plugintypeid_value"},
@@ -137,6 +145,7 @@ RTJ_NAVIGATIONS: dict[str, dict[str, str]] = {
         "msdyn_ChannelInstanceAccountId": "_msdyn_channelinstanceaccountid_value",
     },
     "msdyn_channelinstanceaccount": {"msdyn_ChannelDefinitionId": "_msdyn_channeldefinitionid_value"},
+    "pluginassembly": {"managedidentityid": "_managedidentityid_value"},
 }
 # columns that cannot change after creation (Dataverse refuses the update)
 IMMUTABLE: dict[str, tuple[str, ...]] = {
@@ -290,6 +299,14 @@ def validate_rtj_row(emu: DataverseEmulator, ent: Entity, row: dict[str, Any], k
             problems.append("'type' must be 0-12")
         unique("_customapiid_value", "uniquename")
         exists("_customapiid_value", "customapi")
+    elif name == "managedidentity":
+        required("applicationid", "credentialsource", "subjectscope", "name")
+        if row.get("credentialsource") not in (None, 0, 1, 2, 3):
+            problems.append("'credentialsource' must be 0-3")
+        if row.get("subjectscope") not in (None, 0, 1, 2):
+            problems.append("'subjectscope' must be 0-2")
+    elif name == "pluginassembly":
+        exists("_managedidentityid_value", "managedidentity")
     elif name == "environmentvariabledefinition":
         required("schemaname", "displayname", "type")
         if row.get("type") is not None and row.get("type") not in ENV_VAR_TYPES:

@@ -135,10 +135,17 @@ class DataverseEmulator(EmulatorBase):
                 self.enable_customization()
             rtj.install(self, roles)
 
-    def add_plugin_type(self, typename: str, id: str | None = None) -> str:
-        """Register a plug-in type (as registering its assembly would). Returns its id."""
+    def add_plugin_type(self, typename: str, id: str | None = None, *, assembly: str = "ChannelRelay") -> str:
+        """Register a plug-in type and its assembly (as registering the assembly would). Returns the type's id."""
         key = id or str(uuid.uuid5(uuid.NAMESPACE_URL, f"dataverse-emulator/plugintype/{typename}"))
-        return self.add_row("plugintype", key, {"typename": typename, "name": typename, "friendlyname": typename})
+        assembly_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"dataverse-emulator/pluginassembly/{assembly}"))
+        if assembly_id not in self.rows("pluginassembly"):
+            self.add_row("pluginassembly", assembly_id, {"name": assembly, "_managedidentityid_value": None})
+        return self.add_row(
+            "plugintype",
+            key,
+            {"typename": typename, "name": typename, "friendlyname": typename, "_pluginassemblyid_value": assembly_id},
+        )
 
     def role_id(self, name: str) -> str:
         """The id of the root business unit's role with this name."""
