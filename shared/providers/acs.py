@@ -154,17 +154,23 @@ class AcsProvider:
 
     # --- callbacks ---------------------------------------------------------------------------------
     def handle_callback(self, request: InboundHttpRequest) -> ProviderCallback:
-        eventgrid.check_secret(request, self._secret)
+        # A wrong secret (403) or none configured (503) refuses everything at once. A request with NO secret may
+        # still be a subscription handshake: Microsoft does not document whether Event Grid sends the static
+        # delivery attribute on the validation request, and answering a handshake only proves the endpoint exists
+        # (it grants nothing: every event still needs the secret). See docs/security.md.
+        missing = eventgrid.secret_missing(request, self._secret)
         method = request.method.upper()
         if method == "OPTIONS":
             return ProviderCallback(events=[], reply=eventgrid.options_handshake(request))
         if method != "POST":
-            raise CallbackRejected(405, "Event Grid delivers events with POST")
+            raise missing or CallbackRejected(405, "Event Grid delivers events with POST")
         grid_events = eventgrid.parse_events(request.body)
         validation = eventgrid.validation_reply(grid_events)
         if validation is not None:
-            log_event("callback.eventgrid_validation", provider=NAME)
+            log_event("callback.eventgrid_validation", provider=NAME, secret_sent=missing is None)
             return ProviderCallback(events=[], reply=validation)
+        if missing is not None:
+            raise missing
         events: list[ProviderEvent] = []
         for grid_event in grid_events:
             event = self._event(grid_event)

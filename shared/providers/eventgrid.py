@@ -65,15 +65,24 @@ def check_secret(request: InboundHttpRequest, expected: str) -> None:
 
     The ``X-Channel-Secret`` header wins; the ``secret`` query parameter is the discouraged fallback.
     """
+    missing = secret_missing(request, expected)
+    if missing is not None:
+        raise missing
+
+
+def secret_missing(request: InboundHttpRequest, expected: str) -> CallbackRejected | None:
+    """Raises 503 (none configured) or 403 (wrong secret); returns the 401 to raise later when none was sent, so a
+    caller can still answer a subscription handshake, which carries no event; ``None`` when the secret is right."""
     if not expected:
         raise CallbackRejected(503, "ACS_EVENTGRID_SECRET is not available; Event Grid deliveries are refused")
     given = request.header(SECRET_HEADER) or request.query.get(SECRET_PARAMETER)
     if not given:
-        raise CallbackRejected(
+        return CallbackRejected(
             401, "missing secret: the Event Grid subscription must send the X-Channel-Secret delivery attribute"
         )
     if not hmac.compare_digest(given.encode("utf-8", "replace"), expected.encode("utf-8")):
         raise CallbackRejected(403, "invalid Event Grid secret")
+    return None
 
 
 def options_handshake(request: InboundHttpRequest) -> HttpReply:

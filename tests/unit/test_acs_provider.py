@@ -181,13 +181,34 @@ def acs_provider(acs: AcsEmulator) -> AcsProvider:
 
 
 @pytest.mark.parametrize("method", ["POST", "OPTIONS"])
-def test_secret_is_required_before_anything_else(acs_provider: AcsProvider, method: str) -> None:
+def test_a_wrong_secret_refuses_even_a_handshake(acs_provider: AcsProvider, method: str) -> None:
     body = fixture_bytes("acs", "eventgrid_subscription_validation.json")
     headers = {"webhook-request-origin": "eventgrid.azure.net"}
-    for secret, status in ((None, 401), ("", 401), ("wrong-secret-wrong-secret-000", 403), (SECRET[:-1], 403)):
+    for secret in ("wrong-secret-wrong-secret-000", SECRET[:-1]):
         with pytest.raises(CallbackRejected) as error:
             acs_provider.handle_callback(callback(body, secret=secret, method=method, headers=headers))
-        assert error.value.status == status
+        assert error.value.status == 403
+
+
+@pytest.mark.parametrize("method", ["POST", "OPTIONS"])
+def test_a_handshake_without_any_secret_is_answered(acs_provider: AcsProvider, method: str) -> None:
+    """Event Grid may not send the delivery attribute on the validation request; answering it grants nothing."""
+    body = fixture_bytes("acs", "eventgrid_subscription_validation.json") if method == "POST" else b""
+    headers = {"webhook-request-origin": "eventgrid.azure.net"}
+    for secret in (None, ""):
+        result = acs_provider.handle_callback(callback(body, secret=secret, method=method, headers=headers))
+        assert result.reply.status == 200 and result.events == []
+
+
+def test_events_without_a_secret_are_refused(acs_provider: AcsProvider) -> None:
+    report = fixture_bytes("acs", "eventgrid_delivery_report.json")
+    for secret in (None, ""):
+        with pytest.raises(CallbackRejected) as error:
+            acs_provider.handle_callback(callback(report, secret=secret))
+        assert error.value.status == 401
+    with pytest.raises(CallbackRejected) as error:
+        acs_provider.handle_callback(callback(report, secret=None, method="GET"))
+    assert error.value.status == 401
 
 
 def test_subscription_validation_handshake(acs_provider: AcsProvider) -> None:
