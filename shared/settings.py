@@ -17,7 +17,7 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shared.domain.models import CallbackProcessing
-from shared.domain.phone import strip_channel_prefix
+from shared.domain.phone import is_whatsapp, strip_channel_prefix
 from shared.urls import WEB_API_PATH
 from shared.urls import is_loopback_host as is_loopback_host  # noqa: PLC0414 - re-exported for the CLI
 
@@ -325,7 +325,7 @@ class Settings(BaseSettings):
 
     @property
     def is_whatsapp(self) -> bool:
-        return bool(self.twilio_from and self.twilio_from.startswith("whatsapp:"))
+        return is_whatsapp(self.twilio_from)
 
 
 def _format_validation_error(exc: ValidationError) -> str:
