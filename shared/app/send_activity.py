@@ -145,10 +145,8 @@ def _send(deps: Deps, record: ActivityState, phone: str, text: str) -> Handled:
         if rejected.opted_out:
             set_opted_out(deps, activity, "provider reports the recipient opted out")
         return handled("failed", record, rejected.detail)
-    transient = attempt.transient
-    detail = transient.detail if transient is not None else attempt.kind
-    if attempt.kind == "released" and transient is not None:
-        log_event("provider.transient", logging.WARNING, reason=detail, **ids)
-        raise transient
-    _log_ambiguous(record, detail)
-    return Handled(Outcome("ambiguous", activity.row_id, detail))
+    if attempt.kind == "released" and attempt.transient is not None:
+        log_event("provider.transient", logging.WARNING, reason=attempt.detail, **ids)
+        raise attempt.transient  # the caller reschedules the message
+    _log_ambiguous(record, attempt.detail)
+    return Handled(Outcome("ambiguous", activity.row_id, attempt.detail))
