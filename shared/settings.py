@@ -15,6 +15,7 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shared.domain.models import CallbackProcessing
+from shared.domain.phone import is_whatsapp
 from shared.provider_settings import acs_errors, twilio_errors
 from shared.secret_settings import UNRESOLVED_FIELD, drop_unresolved_references
 from shared.urls import WEB_API_PATH
@@ -334,7 +335,7 @@ class Settings(BaseSettings):
 
     @property
     def is_whatsapp(self) -> bool:
-        return bool(self.twilio_from and self.twilio_from.startswith("whatsapp:"))
+        return is_whatsapp(self.twilio_from)
 
 
 def _format_validation_error(exc: ValidationError) -> str:

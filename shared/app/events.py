@@ -60,7 +60,7 @@ def apply_status(deps: Deps, provider_name: str, event: StatusEvent, hold: Hold 
     known_id = record.provider_message_id
 
     def change(s: ActivityState) -> ActivityState | None:
-        if _mismatch(s, event) or event.kind is StatusKind.IGNORED:
+        if _mismatch(s, event):
             return None  # decided again on fresh data: a signed report for one message never steers another
         changed = machine.on_status(s, provider=provider_name, message_id=event.provider_message_id, kind=event.kind)
         return _held(changed, hold)

@@ -53,7 +53,8 @@ def apply_status(deps: Deps, provider_name: str, event: StatusEvent, key: str, h
 
 def apply_inbound(deps: Deps, provider_name: str, event: InboundEvent) -> Handled | None:
     """Forward a reply to a real-time journeys sender; None when our number is not one."""
-    assert deps.rtj is not None  # only called with real-time journeys enabled
+    if deps.rtj is None:
+        return None  # real-time journeys support is not enabled
     indexes = deps.records.indexes
     channel = indexes.channel_for_sender(strip_channel_prefix(event.recipient))
     if channel is None:

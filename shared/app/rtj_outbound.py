@@ -95,10 +95,10 @@ def _send(deps: Deps, rtj: RtjDeps, payload: OutboundPayload) -> HttpReply:
     elif attempt.rejected is not None:
         log_event("rtj.not_sent", logging.WARNING, reason=attempt.rejected.code, **ids)
     elif attempt.kind == "released":
-        log_event("rtj.transient", logging.WARNING, reason=attempt.transient and attempt.transient.detail, **ids)
+        log_event("rtj.transient", logging.WARNING, reason=attempt.detail, **ids)
         return json_error(503, "the provider is unavailable; retry later")
     else:
-        log_event("rtj.ambiguous", logging.ERROR, reason=attempt.transient and attempt.transient.detail, **ids)
+        log_event("rtj.ambiguous", logging.ERROR, reason=attempt.detail, **ids)
     return _answer(payload, attempt.record)
 
 

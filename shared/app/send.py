@@ -41,6 +41,12 @@ class Attempt(Generic[S]):
     rejected: SendRejected | None = None
     transient: SendFailedTransient | None = None
 
+    @property
+    def detail(self) -> str:
+        """What the provider said when it did not accept (empty when it did)."""
+        error = self.rejected or self.transient
+        return error.detail if error is not None else ""
+
 
 def send_request(key: str, to: str, text: str, callback_url: str, sender: str | None = None) -> SendRequest:
     """What the provider gets: the record key is the idempotency key and rides on the status callback URL."""

@@ -75,7 +75,8 @@ def process_activity(deps: Deps, activity: ActivityRef, contacts: Contacts | Non
     plan = plan_for(deps, text, contact)
     lease_until = deps.clock.now() + deps.config.send_lease
     first = _apply(deps, plan, ActivityState(activity), lease_until)
-    assert first is not None  # a new record is unsent: every plan applies
+    if first is None:  # pragma: no cover - a new record is unsent: every plan applies to it
+        raise RuntimeError(f"no first state for plan {plan.action}")
     record, created = store.get_or_insert(first)
     if not created:
         if record.send_status is not SendStatus.CLAIMED:
@@ -144,10 +145,8 @@ def _send(deps: Deps, record: ActivityState, phone: str, text: str) -> Handled:
         if rejected.opted_out:
             set_opted_out(deps, activity, "provider reports the recipient opted out")
         return handled("failed", record, rejected.detail)
-    transient = attempt.transient
-    assert transient is not None  # released or ambiguous
-    if attempt.kind == "released":
-        log_event("provider.transient", logging.WARNING, reason=transient.detail, **ids)
-        raise transient
-    _log_ambiguous(record, transient.detail)
-    return Handled(Outcome("ambiguous", activity.row_id, transient.detail))
+    if attempt.kind == "released" and attempt.transient is not None:
+        log_event("provider.transient", logging.WARNING, reason=attempt.detail, **ids)
+        raise attempt.transient  # the caller reschedules the message
+    _log_ambiguous(record, attempt.detail)
+    return Handled(Outcome("ambiguous", activity.row_id, attempt.detail))

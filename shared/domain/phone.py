@@ -9,6 +9,15 @@ _E164 = re.compile(r"^\+[1-9]\d{6,14}$")
 WHATSAPP_PREFIX = "whatsapp:"
 
 
+def is_whatsapp(address: str | None) -> bool:
+    return bool(address) and str(address).startswith(WHATSAPP_PREFIX)
+
+
+def as_whatsapp(number: str) -> str:
+    """The WhatsApp address of a number (unchanged when it is one already)."""
+    return number if is_whatsapp(number) else WHATSAPP_PREFIX + number
+
+
 def strip_channel_prefix(address: str) -> str:
     """The number behind a provider address: ``whatsapp:+447700900123`` → ``+447700900123`` (others unchanged)."""
     return address[len(WHATSAPP_PREFIX) :] if address.startswith(WHATSAPP_PREFIX) else address

@@ -25,6 +25,7 @@ from shared.domain.models import (
     StatusEvent,
     StatusKind,
 )
+from shared.domain.phone import as_whatsapp, is_whatsapp
 from shared.log import scrub
 from shared.providers import twilio_signature
 
@@ -90,8 +91,8 @@ class TwilioProvider:
     def send(self, request: SendRequest) -> SendResult:
         to = request.to
         sender = request.sender or self._from
-        if sender and sender.startswith("whatsapp:") and not to.startswith("whatsapp:"):
-            to = "whatsapp:" + to
+        if is_whatsapp(sender):
+            to = as_whatsapp(to)  # a WhatsApp sender writes to the contact's WhatsApp address
         form = {"To": to, "Body": request.body, "StatusCallback": request.status_callback_url}
         if request.sender or not self._service:
             form["From"] = sender or ""

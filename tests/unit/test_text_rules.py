@@ -65,8 +65,10 @@ def test_reply_classification(text: str, keyword: str, opt_out: bool) -> None:
 
 
 def test_the_whatsapp_prefix_is_stripped_in_one_place() -> None:
-    from shared.domain.phone import strip_channel_prefix
+    from shared.domain.phone import as_whatsapp, is_whatsapp, strip_channel_prefix
 
+    assert is_whatsapp("whatsapp:+1") and not is_whatsapp("+1") and not is_whatsapp(None)
+    assert as_whatsapp("+447700900123") == as_whatsapp("whatsapp:+447700900123") == "whatsapp:+447700900123"
     assert strip_channel_prefix("whatsapp:+447700900123") == "+447700900123"
     assert strip_channel_prefix("+447700900123") == "+447700900123"
     assert strip_channel_prefix("WhatsApp:+1") == "WhatsApp:+1"  # providers write it lower-case only
