@@ -31,9 +31,9 @@ def test_command_line_prints_url_serves_and_stops_on_interrupt(module: str, path
         url = proc.stdout.readline().strip()
         assert url.startswith("http://127.0.0.1:")
         method = requests.get if module.endswith("dataverse") else requests.post
-        assert method(f"{url}{path}", timeout=5).status_code == expected
+        assert method(f"{url}{path}", timeout=30).status_code == expected  # generous: a loaded CI machine
         proc.send_signal(signal.SIGINT)
-        assert proc.wait(timeout=10) == 0
+        assert proc.wait(timeout=30) == 0
     finally:
         if proc.poll() is None:
             proc.kill()
