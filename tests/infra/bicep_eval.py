@@ -17,6 +17,8 @@ from tree_sitter import Node
 from devtools.bicep_model import BicepFile, Decl, named, string_inner, text_of
 from tests.infra.infra_model import FUNCTIONAPP, MAIN, Infra, decorator_args
 
+_ESCAPES = {"\\\\": "\\", "\\'": "'", "\\n": "\n", "\\r": "\r", "\\t": "\t", "\\$": "$"}
+
 
 class EvalError(ValueError):
     """An expression the evaluator does not model, or a value a template would refuse."""
@@ -99,7 +101,7 @@ class Scope:
                 value = self.eval(named(c)[0])
                 parts.append(f"${{{value.text}}}" if isinstance(value, Opaque) else str(value))
             else:
-                parts.append(text_of(c))
+                parts.append(_ESCAPES.get(text_of(c), text_of(c)) if c.type == "escape_sequence" else text_of(c))
         return "".join(parts) if node.named_children else string_inner(node)
 
     def _bool(self, node: Node) -> bool:

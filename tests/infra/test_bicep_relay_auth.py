@@ -15,7 +15,8 @@ from typing import Any
 
 import pytest
 
-from tests.infra.bicep_eval import EvalError, Opaque, deployed_app_settings
+from devtools.bicep_model import parse_bicep
+from tests.infra.bicep_eval import EvalError, Opaque, Scope, deployed_app_settings
 from tests.infra.infra_model import FUNCTIONAPP, KEYVAULT, MAIN, REPO, Expr, Infra, decorator_args
 from tests.infra.test_bicep_issue11 import PARAMS_JSON, _mapped
 
@@ -243,3 +244,22 @@ def test_evaluator_refuses_what_it_does_not_model(infra: Infra) -> None:
     with pytest.raises(EvalError, match="deployment-time"):
         _settings(bad)
     assert _settings(infra)["AZURE_CLIENT_ID"] == Opaque("identity.outputs.clientId")
+
+
+def test_evaluator_follows_bicep_semantics() -> None:
+    """Escapes, interpolation, &&/||/!, ==/!=, ternaries, union (later keys win) and empty, on a small template."""
+    f = parse_bicep(
+        "probe.bicep",
+        "param mode string = 'entra'\nparam extra object = {}\nparam id string = ''\n"
+        "var named = { a: 'it\\'s ${mode}\\n' }\n"
+        "var picked = mode != 'entra' || !empty(id) ? { B: 'x' }\n"
+        "  : union(extra, { B: named.a }, empty(id) ? {} : { C: id })\n",
+    )
+    assert Scope(f, {"mode": "entra", "extra": {"B": "old", "D": "kept"}, "id": ""}).lookup("picked") == {
+        "B": "it's entra\n",
+        "D": "kept",
+    }
+    assert Scope(f, {"mode": "entra", "extra": {}, "id": "g"}).lookup("picked") == {"B": "x"}
+    assert Scope(f, {"mode": "secret", "extra": {}, "id": ""}).lookup("picked") == {"B": "x"}
+    with pytest.raises(EvalError, match="unknown identifier"):
+        Scope(parse_bicep("bad.bicep", "var v = nowhere\n"), {}).lookup("v")
