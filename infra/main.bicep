@@ -115,6 +115,8 @@ param twilioAuthToken string = ''
 // environment: every later `azd provision` deploys the same value, so the RTJ
 // relay and the Event Grid subscription keep working. A value set with
 // `azd env set-secret ACS_EVENTGRID_SECRET` / `RTJ_OUTBOUND_SECRET` wins.
+// The RTJ secret is kept in Key Vault in both relay modes (switching to secret
+// mode needs no new value); the app gets it only when rtjAuthMode is 'secret'.
 @secure()
 @metadata({
   azd: {
@@ -141,7 +143,31 @@ param acsEventGridSecret string
 @description('Shared secret of the real-time journeys relay in secret mode (app setting RTJ_OUTBOUND_SECRET).')
 param rtjOutboundSecret string
 
-@description('More app settings, e.g. {"RTJ_AUTH_MODE": "entra"}: kept on every provision. Keys this template manages win.')
+// ---------------------------------------------------------------- RTJ relay authentication
+// How the real-time journeys relay plug-in proves itself to POST /api/rtj/outbound
+// (docs/real-time-journeys.md#relay-authentication). Each maps to the azd
+// environment variable of the same name as the app setting.
+@allowed([
+  'entra'
+  'secret'
+])
+@description('RTJ_AUTH_MODE: entra (Entra ID token of the plug-in identity, recommended) or secret (X-Channel-Secret = RTJ_OUTBOUND_SECRET).')
+param rtjAuthMode string = 'entra'
+
+@description('RTJ_TOKEN_AUDIENCE (entra): the token audience, the relay API app registration\'s Application ID URI (api://<app id>) or client id. Empty = omitted.')
+param rtjTokenAudience string = ''
+
+// The plug-in's identity normally lives in the tenant the app is deployed into.
+@minLength(36)
+@maxLength(36)
+@description('RTJ_TOKEN_TENANT_ID (entra): tenant (GUID) of the plug-in identity. Default: this deployment\'s tenant.')
+param rtjTokenTenantId string = tenant().tenantId
+
+@maxLength(36)
+@description('RTJ_TOKEN_CLIENT_ID (entra): application (client) id (GUID) of the relay plug-in\'s identity. Empty = omitted.')
+param rtjTokenClientId string = ''
+
+@description('More app settings, e.g. {"SEND_CONCURRENCY": "16"}: kept on every provision. Keys this template manages win.')
 param extraAppSettings object = {}
 
 // ---------------------------------------------------------------- ACS
@@ -340,6 +366,10 @@ module functionApp 'modules/functionapp.bicep' = {
     acsEventGridSecretConfigured: true
     rtjOutboundSecretName: secretNames.rtjOutboundSecret
     rtjOutboundSecretConfigured: true
+    rtjAuthMode: rtjAuthMode
+    rtjTokenAudience: rtjTokenAudience
+    rtjTokenTenantId: rtjTokenTenantId
+    rtjTokenClientId: rtjTokenClientId
     extraAppSettings: extraAppSettings
   }
   // Key Vault references and identity connections need the roles in place.

@@ -30,7 +30,7 @@
 #      Microsoft's ARM type definitions (Azure/bicep-types-az `generated/`),
 #      read in place from CHANNEL_BICEP_TYPES / CHANNEL_REFERENCE_DATA (default
 #      ../shared/reference-data beside the checkout): `python -m
-#      devtools.bicep_typecheck`, see docs/reference-data-bicep.md. Module
+#      devtools.bicep_typecheck`, see docs/reference-data.md. Module
 #      calls are checked against the module files (params, outputs).
 #
 # Env: PYTHON (tree-sitter interpreter, default python3), CHECKOV (default

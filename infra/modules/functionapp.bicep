@@ -72,6 +72,16 @@ param acsEventGridSecretConfigured bool = true
 param rtjOutboundSecretName string
 param rtjOutboundSecretConfigured bool = true
 
+// Relay authentication of POST /api/rtj/outbound (docs/real-time-journeys.md).
+@allowed([
+  'entra'
+  'secret'
+])
+param rtjAuthMode string = 'entra'
+param rtjTokenAudience string = ''
+param rtjTokenTenantId string = ''
+param rtjTokenClientId string = ''
+
 @description('Operator-added app settings (main.bicep extraAppSettings); the settings below win on a clash.')
 param extraAppSettings object = {}
 
@@ -195,6 +205,7 @@ var coreSettings = {
   MESSAGE_BODY_COLUMN: messageBodyColumn
   CONTACT_PHONE_COLUMN: contactPhoneColumn
   COMPLIANCE_COLUMN: complianceColumn
+  RTJ_AUTH_MODE: rtjAuthMode
 }
 
 // Optional plain settings: omitted when the parameter is empty.
@@ -206,12 +217,22 @@ var optionalSettings = union(
   empty(acsFrom) ? {} : { ACS_FROM: acsFrom }
 )
 
+// Relay authentication: the app gets only the settings of the chosen mode.
+// entra: each token setting only when it has a value (a missing one makes the
+// endpoint answer 503 naming it); the secret is not deployed.
+var rtjTokenSettings = rtjAuthMode != 'entra' ? {} : union(
+  empty(rtjTokenAudience) ? {} : { RTJ_TOKEN_AUDIENCE: rtjTokenAudience },
+  empty(rtjTokenTenantId) ? {} : { RTJ_TOKEN_TENANT_ID: rtjTokenTenantId },
+  empty(rtjTokenClientId) ? {} : { RTJ_TOKEN_CLIENT_ID: rtjTokenClientId }
+)
+
 // Secrets: Key Vault references resolved with keyVaultReferenceIdentity (the
-// UAMI, which holds Key Vault Secrets User); omitted when the secret does not exist.
+// UAMI, which holds Key Vault Secrets User); omitted when the secret does not
+// exist. RTJ_OUTBOUND_SECRET only in secret mode (its Key Vault secret exists in both).
 var secretSettings = union(
   twilioAuthTokenConfigured ? { TWILIO_AUTH_TOKEN: '@Microsoft.KeyVault(VaultName=${keyVaultName};SecretName=${twilioAuthTokenSecretName})' } : {},
   acsEventGridSecretConfigured ? { ACS_EVENTGRID_SECRET: '@Microsoft.KeyVault(VaultName=${keyVaultName};SecretName=${acsEventGridSecretName})' } : {},
-  rtjOutboundSecretConfigured ? { RTJ_OUTBOUND_SECRET: '@Microsoft.KeyVault(VaultName=${keyVaultName};SecretName=${rtjOutboundSecretName})' } : {}
+  rtjAuthMode == 'secret' && rtjOutboundSecretConfigured ? { RTJ_OUTBOUND_SECRET: '@Microsoft.KeyVault(VaultName=${keyVaultName};SecretName=${rtjOutboundSecretName})' } : {}
 )
 
 // The checkov skips below are for checks that target the 'web'/'logs'/
@@ -231,7 +252,7 @@ resource appSettings 'Microsoft.Web/sites/config@2024-04-01' = {
   // extraAppSettings first: settings this template manages override a clashing
   // key (change those through their parameter instead); everything else an
   // operator adds there is written again on every provision, not wiped.
-  properties: union(extraAppSettings, coreSettings, optionalSettings, secretSettings)
+  properties: union(extraAppSettings, coreSettings, optionalSettings, rtjTokenSettings, secretSettings)
 }
 
 output name string = site.name
