@@ -4,8 +4,9 @@ Checks, in order: the app settings; settings still holding an unresolved ``@Micr
 Dataverse token; ``WhoAmI``; the org's ``$metadata`` for ``msdyncrm_CustomChannelActivityCreateInteraction`` (its
 real parameter list against the app's call, which INTERACTION_ACTION_SIGNATURE selects); the channel's message table
 (``--message-table``, else the one the most recent Custom Channel Activity row names) and MESSAGE_BODY_COLUMN on it;
-the contact phone and compliance columns; when real-time journeys is configured (RTJ_OUTBOUND_SECRET, RTJ_AUTH_MODE
-or RTJ_TOKEN_AUDIENCE set, or ``--rtj-custom-api``), ``msdyn_D365ChannelsNotification`` and
+the contact phone and compliance columns; when real-time journeys is configured (RTJ_OUTBOUND_SECRET,
+RTJ_TOKEN_AUDIENCE or RTJ_TOKEN_CLIENT_ID set, or ``--rtj-custom-api``), the relay authentication settings that
+RTJ_AUTH_MODE needs, ``msdyn_D365ChannelsNotification`` and
 ``msdyn_D365ChannelsInbound`` in ``$metadata`` and the outbound custom API (``--rtj-custom-api``); the state table (a
 probe entity is written, read and deleted); the activity, callback and poison queues (active and dead-letter counts);
 the provider credentials. Each check prints ``ok``, ``problem`` with the fix, or ``skipped`` with the reason; the exit
@@ -43,7 +44,7 @@ from cli.doctor.metadata import (
 )
 from cli.doctor.provider import check_provider
 from cli.doctor.results import CheckResult, ok, problem, render, skipped
-from cli.doctor.rtj import CUSTOM_API_CHECK, check_custom_api, check_rtj_action, custom_api_name
+from cli.doctor.rtj import CUSTOM_API_CHECK, check_custom_api, check_relay_auth, check_rtj_action, custom_api_name
 from shared.adapters.dataverse import ACTION
 from shared.adapters.tokens import TokenCredentialLike
 from shared.settings import Settings
@@ -126,6 +127,7 @@ def run_dataverse_checks(
     results.extend(check_contact_columns(client, settings))
     if rtj_calls is None:
         return [*results, RTJ_NOT_CONFIGURED]
+    results.append(check_relay_auth(settings))
     results += [check_rtj_action(action, org, sent) for action, sent in rtj_calls.items()]
     results.append(check_custom_api(client, options.rtj_custom_api))
     return results

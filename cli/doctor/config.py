@@ -42,9 +42,9 @@ KEY_VAULT_FIX = (
     "App Service (local runs, settings copied from the portal) references are never resolved: use the value itself"
 )
 
-# Any of these present (raw names: they work before and after the settings model knows the RTJ auth settings)
-# means real-time journeys is configured, and doctor checks its Dataverse side too.
-RTJ_SETTINGS = ("RTJ_OUTBOUND_SECRET", "RTJ_AUTH_MODE", "RTJ_TOKEN_AUDIENCE")
+# Any of these present means real-time journeys is configured, and doctor checks its Dataverse side and the relay's
+# authentication settings too. RTJ_AUTH_MODE alone is no sign: the infra always deploys it (default entra).
+RTJ_SETTINGS = ("RTJ_OUTBOUND_SECRET", "RTJ_TOKEN_AUDIENCE", "RTJ_TOKEN_CLIENT_ID")
 
 
 def check_settings(environ: Mapping[str, str]) -> tuple[list[CheckResult], Settings | None]:

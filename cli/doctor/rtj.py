@@ -18,6 +18,7 @@ from provisioning.rtj_definition import (
 )
 from shared.adapters.dataverse import DataverseClient
 from shared.domain.errors import DataverseError, TransientError
+from shared.settings import Settings
 
 CUSTOM_API_CHECK = "rtj:custom-api"
 _UNIQUE_NAME = re.compile(r"^[A-Za-z0-9]+_[A-Za-z0-9_]+$")
@@ -129,3 +130,36 @@ def _rows(client: DataverseClient, entity_set: str, select: str, where: str) -> 
     )
     rows: list[dict[str, Any]] = response.json().get("value", [])
     return rows
+
+
+RELAY_AUTH_CHECK = "rtj:relay-auth"
+
+
+def check_relay_auth(settings: Settings) -> CheckResult:
+    """The settings ``POST /api/rtj/outbound`` needs in its RTJ_AUTH_MODE (it answers 503 naming them until set)."""
+    mode = settings.rtj_auth_mode
+    missing = settings.rtj_auth_missing
+    if missing:
+        if mode == "entra":
+            fix = (
+                "set them to the relay plug-in identity's tenant and app (client) id and the audience its token is "
+                "for (`azd env set RTJ_TOKEN_CLIENT_ID <id>` … then `azd provision`), or choose the shared secret "
+                "with RTJ_AUTH_MODE=secret; see docs/real-time-journeys.md#relay-authentication"
+            )
+        else:
+            fix = (
+                "set RTJ_OUTBOUND_SECRET (at least 24 random characters; the same value as the relay's "
+                "<prefix>_ChannelRelaySecret variable), or use RTJ_AUTH_MODE=entra"
+            )
+        return problem(
+            RELAY_AUTH_CHECK,
+            f"RTJ_AUTH_MODE={mode} needs {', '.join(missing)}: the outbound endpoint refuses every relay call (503)",
+            fix,
+        )
+    if mode == "entra":
+        return ok(
+            RELAY_AUTH_CHECK,
+            f"entra: tokens for {settings.rtj_token_audience} from app {settings.rtj_token_client_id} "
+            f"in tenant {settings.rtj_token_tenant_id}",
+        )
+    return ok(RELAY_AUTH_CHECK, "secret: X-Channel-Secret compared with RTJ_OUTBOUND_SECRET")

@@ -291,6 +291,7 @@ def test_each_documented_signature_matches_only_itself(signature: str) -> None:
 
 def test_one_client_one_token_for_every_dataverse_check(org: Org, bus: FakeServiceBus) -> None:
     env = {k: v for k, v in org.env.items() if k != "DATAVERSE_STATIC_TOKEN"}
+    env |= {"RTJ_AUTH_MODE": "secret", "RTJ_OUTBOUND_SECRET": "s" * 32}
     credential = RecordingCredential(DATAVERSE_TOKEN)
     api = create_custom_api(org.dataverse)
     out = io.StringIO()

@@ -17,7 +17,14 @@ KV_REFERENCE = "@Microsoft.KeyVault(SecretUri=https://kv-contoso.vault.azure.net
 
 
 def rtj_env(org: Org, **extra: str) -> dict[str, str]:
-    return {**org.env, "RTJ_OUTBOUND_SECRET": RTJ_SECRET, **extra}
+    return {**org.env, "RTJ_AUTH_MODE": "secret", "RTJ_OUTBOUND_SECRET": RTJ_SECRET, **extra}
+
+
+ENTRA = {
+    "RTJ_TOKEN_AUDIENCE": "api://x",
+    "RTJ_TOKEN_TENANT_ID": "72f988bf-86f1-41af-91ab-2d7cd011db47",
+    "RTJ_TOKEN_CLIENT_ID": "0b5f6d3e-1c2a-4b8e-9f7d-6a5c4b3a2f10",
+}
 
 
 def drop_from_metadata(dataverse: DataverseEmulator, old: str, new: str) -> None:
@@ -31,13 +38,11 @@ def test_without_rtj_settings_the_rtj_checks_are_skipped(org: Org, bus: FakeServ
     code, out = run(org.env, bus)
     assert code == 0, out
     [line] = lines(out, "skipped", "real-time-journeys")
-    assert "none of RTJ_OUTBOUND_SECRET, RTJ_AUTH_MODE, RTJ_TOKEN_AUDIENCE is set" in line
+    assert "none of RTJ_OUTBOUND_SECRET, RTJ_TOKEN_AUDIENCE, RTJ_TOKEN_CLIENT_ID is set" in line
     assert "rtj:" not in out
 
 
-@pytest.mark.parametrize(
-    "setting", [{"RTJ_OUTBOUND_SECRET": RTJ_SECRET}, {"RTJ_AUTH_MODE": "entra"}, {"RTJ_TOKEN_AUDIENCE": "api://x"}]
-)
+@pytest.mark.parametrize("setting", [{"RTJ_AUTH_MODE": "secret", "RTJ_OUTBOUND_SECRET": RTJ_SECRET}, ENTRA])
 def test_rtj_configured_checks_both_base_actions_as_the_app_calls_them(
     org: Org, bus: FakeServiceBus, setting: dict[str, str]
 ) -> None:
@@ -77,7 +82,8 @@ def test_a_differently_named_parameter_is_reported_both_ways(org: Org, bus: Fake
 
 def test_the_outbound_custom_api_as_provision_creates_it_passes(org: Org, bus: FakeServiceBus) -> None:
     name = create_custom_api(org.dataverse)
-    code, out = run(org.env, bus, "--rtj-custom-api", name)  # the flag alone means RTJ is configured
+    env = {**org.env, "RTJ_AUTH_MODE": "secret", "RTJ_OUTBOUND_SECRET": RTJ_SECRET}
+    code, out = run(env, bus, "--rtj-custom-api", name)  # the flag alone means RTJ is configured
     assert code == 0, out
     [line] = lines(out, "ok", "rtj:custom-api")
     assert f"custom API {name}: global action, payload → response (String), plug-in bound" in line
@@ -167,3 +173,38 @@ def test_a_healthy_setup_has_no_unresolved_reference(org: Org, bus: FakeServiceB
         "no setting holds an unresolved @Microsoft.KeyVault(...) reference"
         in lines(out, "ok", "key-vault-references")[0]
     )
+
+
+def test_the_auth_mode_alone_does_not_turn_the_rtj_checks_on(org: Org, bus: FakeServiceBus) -> None:
+    """The infra always deploys RTJ_AUTH_MODE (default entra): an outbound-only org is not asked about RTJ."""
+    code, out = run({**org.env, "RTJ_AUTH_MODE": "entra"}, bus)
+    assert code == 0, out
+    assert lines(out, "skipped", "real-time-journeys") and "rtj:" not in out
+
+
+@pytest.mark.parametrize(
+    ("env", "missing"),
+    [
+        ({"RTJ_TOKEN_AUDIENCE": "api://x"}, "RTJ_TOKEN_TENANT_ID, RTJ_TOKEN_CLIENT_ID"),
+        ({"RTJ_AUTH_MODE": "entra", "RTJ_OUTBOUND_SECRET": RTJ_SECRET}, "RTJ_TOKEN_AUDIENCE, RTJ_TOKEN_TENANT_ID"),
+    ],
+)
+def test_relay_auth_settings_the_mode_lacks_are_a_problem_with_the_fix(
+    org: Org, bus: FakeServiceBus, env: dict[str, str], missing: str
+) -> None:
+    code, out = run({**org.env, **env}, bus)
+    assert code == 1
+    [line] = lines(out, "problem", "rtj:relay-auth")
+    assert missing in line and "refuses every relay call (503)" in line
+    assert "RTJ_AUTH_MODE=secret" in fix_after(out, "problem", "rtj:relay-auth")
+    assert RTJ_SECRET not in out
+
+
+def test_relay_auth_ok_names_the_identity_never_the_secret(org: Org, bus: FakeServiceBus) -> None:
+    code, out = run({**org.env, **ENTRA}, bus)
+    assert code == 0, out
+    [line] = lines(out, "ok", "rtj:relay-auth")
+    assert ENTRA["RTJ_TOKEN_CLIENT_ID"] in line and "api://x" in line
+    code, out = run(rtj_env(org), bus)
+    assert code == 0, out
+    assert "secret: X-Channel-Secret" in lines(out, "ok", "rtj:relay-auth")[0] and RTJ_SECRET not in out
