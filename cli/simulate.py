@@ -244,7 +244,8 @@ def run(
         f"\n  contacts {contacts}, SMS sent {len(gateway.messages)}, poison {len(host.queue.on('activities-poison'))}, "
         f"Dataverse HTTP requests {dataverse.http_request_count}\n"
     )
-    if link_tracking:
+    if link_tracking and gateway.messages:
+        out.write(f"  a sent text: {gateway.messages[0].body}\n")
         out.write(f"  link clicks {clicks} (one repeated, one preview: not counted)\n")
     out.write(
         f"  activity processing {send_seconds:.2f}s ({contacts / max(send_seconds, 1e-9):.1f}/s), total {total:.2f}s\n"

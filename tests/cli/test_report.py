@@ -131,7 +131,11 @@ def test_the_browser_check_catches_a_broken_page(tmp_path: Path) -> None:
 def test_report_of_a_simulated_run_loads_without_errors_and_shows_its_numbers(tmp_path: Path) -> None:
     log = tmp_path / "run.jsonl"
     with log.open("w", encoding="utf-8") as handle:
-        counts = run(10, True, False, io.StringIO(), log_file=handle, link_tracking=True)
+        printed = io.StringIO()
+        counts = run(10, True, False, printed, log_file=handle, link_tracking=True)
+    assert re.search(
+        r"a sent text: Hi Ada, your spring offer is ready: http://127\.0\.0\.1:\d+/api/l/\w{12} ", printed.getvalue()
+    )
     assert counts["clicked"] == 4 and counts["sent"] == 8  # every second of the 8 reachable contacts clicked
     page = tmp_path / "report.html"
     assert main([str(log), "--out", str(page)]) == 0

@@ -130,3 +130,12 @@ def test_a_click_reported_later_when_dataverse_is_down(tracked: Channel) -> None
     assert len(tracked.host.queue.on("callbacks")) == 1  # a nudge: the callback trigger reports what is due
     assert tracked.host.pump() == 1
     assert tracked.response_types() == ["sent", "clicked"]
+
+
+def test_real_time_journeys_texts_are_never_rewritten(tracked: Channel) -> None:
+    from tests.integration.test_rtj import payload, post
+
+    text = "Your table is booked: https://contoso.example/booking/42"
+    status, answer = post(tracked, payload(Message={"text": text}))
+    assert status == 200 and answer["Status"] == "Sent"
+    assert tracked.twilio.messages[0].body == text  # Journeys tracks its own links
