@@ -127,3 +127,40 @@ def test_link_settings_compose_with_pydantic_settings_from_the_environment(monke
         monkeypatch.setenv(key, value)
     s = Settings()  # type: ignore[call-arg]
     assert s.link_tracking is True and s.link_ttl_days == 14 and s.twilio_from == "+14155550100"
+
+
+def _deps(**links_config: object):  # type: ignore[no-untyped-def]
+    from shared.adapters.memory import MemoryQueue, MemoryStore
+    from shared.app.deps import build_deps
+    from tests.fakes import FakeClock, FakeDataverse, FakeProvider, config
+
+    cfg = config(links=links.LinkConfig("https://sms.contoso.com", timedelta(days=90)), **links_config)
+    return build_deps(cfg, FakeDataverse(), FakeProvider(), MemoryStore(), MemoryQueue(), FakeClock())
+
+
+def test_shorten_reuses_an_activitys_codes_and_adds_new_urls() -> None:
+    from shared.app.links import shorten
+
+    deps = _deps()
+    first = shorten(deps, "row-1", "See https://a.example/x and https://a.example/x.")
+    code = first.split("/l/")[1][: links.CODE_LENGTH]
+    assert first == f"See https://sms.contoso.com/l/{code} and https://sms.contoso.com/l/{code}."
+    again = shorten(deps, "row-1", "See https://a.example/x, then https://b.example/")
+    assert again.startswith(f"See https://sms.contoso.com/l/{code}, then https://sms.contoso.com/l/")
+    stored = deps.records.activity_links.get("row-1")
+    assert stored is not None and set(stored.codes) == {"https://a.example/x", "https://b.example/"}
+    other = shorten(deps, "row-2", "See https://a.example/x")
+    assert code not in other  # one code per activity and URL
+    link = deps.records.links.get(code)
+    assert link is not None and link.expires_at == deps.clock.now() + timedelta(days=90)
+    assert shorten(deps, "row-3", "no links here") == "no links here"
+    assert deps.records.activity_links.get("row-3") is None
+
+
+def test_shorten_is_a_no_op_when_link_tracking_is_off() -> None:
+    from shared.app.links import shorten
+
+    deps = _deps()
+    off = replace(deps, config=replace(deps.config, links=None))
+    assert shorten(off, "row-1", "See https://a.example/x") == "See https://a.example/x"
+    assert off.records.activity_links.get("row-1") is None
