@@ -9,7 +9,8 @@ The same definitions as the Application Insights workbook (infra/modules/workboo
 - latency: from an activity's first log line (the app picking it up) to ``provider.accepted`` (sent) and to the
   ``delivered`` interaction being recorded;
 - operations: poison and retries (``message.poisoned``, ``message.retry_scheduled``), Dataverse 429s and their
-  waits (``dataverse.retry`` with ``status`` 429, ``wait_seconds``), ambiguous sends, link previews.
+  waits (``dataverse.retry`` with ``status`` 429, ``wait_seconds``), pacing waits (``dataverse.paced``), ambiguous
+  sends, link previews.
 """
 
 from __future__ import annotations
@@ -48,6 +49,8 @@ class Summary:
     retries: int = 0
     throttled: int = 0
     throttle_wait_seconds: float = 0.0
+    paced: int = 0  # requests the client-side pacer held back (dataverse.paced)
+    paced_wait_seconds: float = 0.0
     ambiguous: int = 0
     suppressed: int = 0
     clicks: int = 0
@@ -126,6 +129,9 @@ def summarise(lines: Iterable[Mapping[str, Any]]) -> Summary:
         elif event == "dataverse.retry" and str(line.get("status")) == "429":
             s.throttled += 1
             s.throttle_wait_seconds += float(line.get("wait_seconds") or 0)
+        elif event == "dataverse.paced":
+            s.paced += 1
+            s.paced_wait_seconds += float(line.get("wait_seconds") or 0)
         elif event == "activity.ambiguous":
             s.ambiguous += 1
         elif event == "activity.suppressed":
@@ -161,7 +167,8 @@ def text_summary(s: Summary) -> str:
         "",
         "Operations",
         f"  poisoned {poisoned}, retries scheduled {s.retries}, ambiguous {s.ambiguous}, suppressed {s.suppressed}",
-        f"  Dataverse 429s {s.throttled} (waited {s.throttle_wait_seconds:.1f}s), error lines {s.errors}",
+        f"  Dataverse 429s {s.throttled} (waited {s.throttle_wait_seconds:.1f}s), paced requests {s.paced} "
+        f"(waited {s.paced_wait_seconds:.1f}s), error lines {s.errors}",
         f"  link clicks {s.clicks} (first per activity: {s.interactions['clicked']}), previews {s.previews}",
     ]
     return "\n".join(out) + "\n"

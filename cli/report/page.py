@@ -107,6 +107,8 @@ def render(s: Summary, title: str = "Channel run report") -> str:
         ("suppressed", "suppressed (compliance)", s.suppressed),
         ("throttled", "Dataverse 429s", s.throttled),
         ("throttle-wait", "429 waits (s)", f"{s.throttle_wait_seconds:.1f}"),
+        ("paced", "requests held by the pacer", s.paced),
+        ("paced-wait", "pacing waits (s)", f"{s.paced_wait_seconds:.1f}"),
         ("clicks", "link clicks (all)", s.clicks),
         ("previews", "link previews (not counted)", s.previews),
         ("errors", "error log lines", s.errors),

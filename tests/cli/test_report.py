@@ -56,6 +56,7 @@ KNOWN = [
     _line(9.0, "message.poisoned", "ERROR", reason="xml_format"),
     _line(9.5, "message.retry_scheduled", "WARNING"),
     _line(10.0, "dataverse.retry", "WARNING", status="429", wait_seconds="2.5"),
+    _line(10.2, "dataverse.paced", wait_seconds="1.25", reason="budget"),
     _line(10.5, "activity.ambiguous", "ERROR", activity_row=ROW_C, reason="timeout"),
 ]
 
@@ -71,6 +72,7 @@ def test_summary_of_a_known_run() -> None:
     }
     assert s.to_sent == pytest.approx([0.2, 0.5]) and s.to_delivered == pytest.approx([2.0])
     assert (s.clicks, s.previews, s.throttled, s.throttle_wait_seconds) == (2, 1, 1, 2.5)
+    assert (s.paced, s.paced_wait_seconds) == (1, 1.25)
     assert (dict(s.poisoned), s.retries, s.ambiguous, s.errors) == ({"xml_format": 1}, 1, 1, 2)
     text = text_summary(s)
     assert "clicked         1   50.0%" in text and "to delivered" in text and "Dataverse 429s 1" in text

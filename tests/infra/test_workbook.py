@@ -61,6 +61,7 @@ def test_the_workbook_covers_what_the_issue_asks(emitted: dict[str, set[str]]) -
         "message.poisoned",
         "message.retry_scheduled",  # poison, retries
         "dataverse.retry",  # 429s and waits
+        "dataverse.paced",
         "activity.ambiguous",
         "link.clicked",
     }
