@@ -11,8 +11,8 @@ callback latency (p50 / p95).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
-import math
 import sys
 import threading
 import time
@@ -25,7 +25,10 @@ from urllib.parse import parse_qs, urlsplit
 
 import azure.functions as func
 
+from cli.jsonlog import JsonLinesHandler
 from cli.progress import Progress
+from cli.report.analysis import percentile
+from cli.simulate_links import TEXT_WITH_LINK, click_some
 from devtools import azurite
 from devtools.emulators.dataverse import DataverseEmulator
 from devtools.emulators.loopback_provider import LoopbackGateway
@@ -57,14 +60,14 @@ def contacts_for(n: int) -> list[Contact]:
     return people
 
 
-def seed(dataverse: DataverseEmulator, people: list[Contact]) -> None:
+def seed(dataverse: DataverseEmulator, people: list[Contact], text: str | None = None) -> None:
     dataverse.add_entity(MESSAGE_TABLE, "cr123_smsmessages", "cr123_smsmessageid")
     dataverse.add_row(
         MESSAGE_TABLE,
         MESSAGE_ID,
         {
             "cr123_name": "Spring offer",
-            "cr123_body": "Hi {{contact.firstname}}, your spring offer is ready. Reply YES!",
+            "cr123_body": text or "Hi {{contact.firstname}}, your spring offer is ready. Reply YES!",
         },
     )
     dataverse.add_entity("contact", "contacts", "contactid")
@@ -119,15 +122,6 @@ class TimedHost(LocalHost):
         return response
 
 
-def percentile(values: Sequence[float], pct: float) -> float:
-    """Nearest-rank percentile (0 for no values)."""
-    if not values:
-        return 0.0
-    ordered = sorted(values)
-    rank = max(1, math.ceil(pct / 100 * len(ordered)))
-    return ordered[min(rank, len(ordered)) - 1]
-
-
 def _timing_row(label: str, values: Sequence[float]) -> str:
     if not values:
         return f"  {label:<34}{'-':>8}{'-':>10}{'-':>10}{'-':>10}\n"
@@ -143,10 +137,14 @@ def run(
     *,
     progress: bool | None = False,
     progress_stream: TextIO | None = None,
+    log_file: TextIO | None = None,
+    link_tracking: bool = False,
 ) -> dict[str, int]:
     """Run the journey; returns the interactions by response type (``keyword:<word>`` for replies).
 
     ``progress``: draw a live bar on ``progress_stream`` (stderr); ``None`` means "when it is a terminal".
+    ``log_file``: every structured log line as JSON lines (what ``channel report`` reads). ``link_tracking``: the
+    text carries a link, sent as a short link; some contacts click it.
     """
     from shared import bootstrap
     from shared.settings import load_settings
@@ -159,7 +157,7 @@ def run(
     host = TimedHost()
     server, base_url = host.serve_http()
     people = contacts_for(contacts)
-    seed(dataverse, people)
+    seed(dataverse, people, TEXT_WITH_LINK if link_tracking else None)
     env = {
         "DATAVERSE_URL": dataverse.url,
         "DATAVERSE_STATIC_TOKEN": TOKEN,
@@ -174,6 +172,7 @@ def run(
         "LOOPBACK_SIGNING_KEY": "local-loopback-key",
         "CALLBACK_BASE_URL": base_url,
         "MESSAGE_BODY_COLUMN": "cr123_body",
+        "LINK_TRACKING": "true" if link_tracking else "false",
     }
     host.environ.update(env)
     bootstrap.install(bootstrap.build_service(load_settings(env), queue=host.queue))
@@ -181,6 +180,9 @@ def run(
     bar = Progress(contacts, "activities", stream=progress_stream or sys.stderr, enabled=progress)
     printer = StepPrinter(out, started, bar if verbose else None)
     logger.addHandler(printer)
+    json_lines = JsonLinesHandler(log_file) if log_file is not None else None
+    if json_lines is not None:
+        logger.addHandler(json_lines)
     logger.setLevel(logging.INFO)
     logger.propagate = False
     if not verbose:
@@ -201,6 +203,7 @@ def run(
                 bar.advance(note=f"callbacks {len(host.callback_seconds)}")
         send_seconds = time.monotonic() - t0
         gateway.wait_idle()
+        clicks = click_some([m.body for m in gateway.messages]) if link_tracking else 0
         if replies and contacts >= 2:
             inbound = f"{base_url}/api/callbacks/loopback"
             reachable = [p for p in people if p.phone and not p.opted_out]
@@ -211,6 +214,8 @@ def run(
         total = time.monotonic() - started
     finally:
         logger.removeHandler(printer)
+        if json_lines is not None:
+            logger.removeHandler(json_lines)
         bootstrap.install(None)
         server.shutdown()
         gateway.stop()
@@ -226,7 +231,7 @@ def run(
     ]
     out.write("\nInteractions the journey received (msdyncrm_CustomChannelActivityCreateInteraction):\n")
     out.write(f"  {'response type':<18}{'count':>6}\n")
-    for kind in ("sent", "delivered", "opened", "failed"):
+    for kind in ("sent", "delivered", "opened", "clicked", "failed"):
         out.write(f"  {kind:<18}{counts.get(kind, 0):>6}\n")
     for kind, count in sorted(counts.items()):
         if kind.startswith("keyword:"):
@@ -238,6 +243,11 @@ def run(
     out.write(
         f"\n  contacts {contacts}, SMS sent {len(gateway.messages)}, poison {len(host.queue.on('activities-poison'))}, "
         f"Dataverse HTTP requests {dataverse.http_request_count}\n"
+    )
+    if link_tracking and gateway.messages:
+        out.write(f"  a sent text: {gateway.messages[0].body}\n")
+        out.write(f"  link clicks {clicks} (one repeated, one preview: not counted)\n")
+    out.write(
         f"  activity processing {send_seconds:.2f}s ({contacts / max(send_seconds, 1e-9):.1f}/s), total {total:.2f}s\n"
     )
     return dict(counts)
@@ -250,8 +260,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--quiet", action="store_true", help="print only warnings and the final tables (no steps, no progress bar)"
     )
+    parser.add_argument("--log-file", help="also write every structured log line to this file as JSON lines")
+    parser.add_argument("--link-tracking", action="store_true", help="LINK_TRACKING=true; some contacts click")
     args = parser.parse_args(argv)
     if args.contacts < 1:
         parser.error("--contacts must be at least 1")
-    run(args.contacts, not args.no_replies, not args.quiet, sys.stdout, progress=False if args.quiet else None)
+    progress = False if args.quiet else None
+    with contextlib.ExitStack() as stack:
+        log_file = stack.enter_context(open(args.log_file, "w", encoding="utf-8")) if args.log_file else None
+        run(
+            args.contacts,
+            not args.no_replies,
+            not args.quiet,
+            sys.stdout,
+            progress=progress,
+            log_file=log_file,
+            link_tracking=args.link_tracking,
+        )
     return 0

@@ -279,11 +279,13 @@ class LocalHost:
                         self.send_header(key, value)
                 self.send_header("Content-Length", str(len(payload)))
                 self.end_headers()
-                self.wfile.write(payload)
+                if self.command != "HEAD":  # a HEAD answer has the headers of a GET and no body
+                    self.wfile.write(payload)
 
             do_POST = _handle
             do_GET = _handle
             do_OPTIONS = _handle
+            do_HEAD = _handle
 
             def log_message(self, format: str, *args: Any) -> None:
                 return

@@ -237,6 +237,17 @@ module monitoring 'modules/monitoring.bicep' = {
   }
 }
 
+// The operations dashboard (docs/dashboard.md).
+module workbook 'modules/workbook.bicep' = {
+  name: 'workbook'
+  scope: rg
+  params: {
+    appInsightsId: monitoring.outputs.appInsightsId
+    location: location
+    tags: tags
+  }
+}
+
 module storage 'modules/storage.bicep' = {
   name: 'storage'
   scope: rg

@@ -39,6 +39,7 @@ RESPONSE_TYPES: tuple[ResponseTypeSpec, ...] = (
     ResponseTypeSpec(ResponseType.SENT, "Sent"),
     ResponseTypeSpec(ResponseType.DELIVERED, "Delivered"),
     ResponseTypeSpec(ResponseType.OPENED, "Opened"),
+    ResponseTypeSpec(ResponseType.CLICKED, "Clicked a link"),
     ResponseTypeSpec(ResponseType.FAILED, "Failed"),
     ResponseTypeSpec(ResponseType.KEYWORD, "Keyword reply", custom=True),
 )

@@ -21,6 +21,7 @@ from shared.adapters.secret_gate import UnavailableQueue, gate
 from shared.adapters.tokens import dataverse_tokens, default_credential
 from shared.app.config import ChannelConfig, RtjConfig
 from shared.app.deps import RtjDeps, build_deps
+from shared.domain.links import LinkConfig
 from shared.ports import KeyValueStore, Provider, QueuePublisher
 from shared.service import ChannelService
 from shared.settings import Settings, get_settings
@@ -52,7 +53,15 @@ def channel_config(settings: Settings) -> ChannelConfig:
         send_lease=timedelta(seconds=settings.send_lease_seconds),
         send_concurrency=settings.send_concurrency,
         callback_processing=settings.callback_processing,
+        links=link_config(settings),
     )
+
+
+def link_config(settings: Settings) -> LinkConfig | None:
+    """Link tracking (issue #16) when ``LINK_TRACKING`` is on; outbound marketing only."""
+    if not settings.link_tracking:
+        return None
+    return LinkConfig(settings.short_link_base(settings.callback_base_url), settings.link_ttl)
 
 
 def build_provider(settings: Settings, session: requests.Session, credential: Any = None) -> Provider:

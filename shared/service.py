@@ -12,6 +12,7 @@ from shared.app.activity import handle_activity_batch
 from shared.app.callbacks import apply_now, handle_callback
 from shared.app.config import ChannelConfig, Outcome
 from shared.app.deps import Deps
+from shared.app.links import follow
 from shared.app.queued_callbacks import handle_queued_callbacks
 from shared.app.rtj_outbound import handle_rtj_outbound
 from shared.domain.models import HttpReply, InboundHttpRequest, ProviderEvent
@@ -43,6 +44,9 @@ class ChannelService:
 
     def handle_rtj_outbound(self, request: InboundHttpRequest) -> HttpReply:
         return handle_rtj_outbound(self.deps, request)
+
+    def handle_link(self, code: str, request: InboundHttpRequest) -> HttpReply:
+        return follow(self.deps, code, request)
 
     def apply_event(self, provider_name: str, event: ProviderEvent) -> Outcome:
         return apply_now(self.deps, provider_name, event)

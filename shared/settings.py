@@ -18,6 +18,7 @@ from shared.domain.models import CallbackProcessing
 from shared.domain.phone import is_whatsapp
 from shared.provider_settings import acs_errors, twilio_errors
 from shared.secret_settings import UNRESOLVED_FIELD, drop_unresolved_references
+from shared.settings_links import LinkSettings
 from shared.urls import WEB_API_PATH
 from shared.urls import is_loopback_host as is_loopback_host  # noqa: PLC0414 - re-exported for the CLI
 
@@ -49,7 +50,7 @@ def _https_or_loopback(value: str, setting: str) -> str:
     return value
 
 
-class Settings(BaseSettings):
+class Settings(BaseSettings, LinkSettings):
     """All app settings. Field names are Pythonic; aliases are the public setting names."""
 
     model_config = SettingsConfigDict(case_sensitive=True, extra="ignore", populate_by_name=True)

@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from shared.domain.models import InboundHttpRequest, ProviderCallback, SendRequest, SendResult
+from shared.log import log_event
 from shared.ports import Provider
 
 
@@ -44,10 +45,13 @@ class Pacer:
             self._paused_until = max(self._paused_until, self._clock() + max(0.0, seconds))
 
     def _wait_for_budget(self) -> None:
+        waited, reason = 0.0, "budget"
         while True:
             with self._lock:
                 now = self._clock()
                 wait = self._paused_until - now
+                if wait > 0:
+                    reason = "pause"  # a 429's Retry-After holds every request of the process
                 if wait <= 0 and self._budget is not None:
                     while self._sent and self._sent[0] <= now - self._window:
                         self._sent.popleft()
@@ -56,9 +60,13 @@ class Pacer:
                 if wait <= 0:
                     if self._budget is not None:
                         self._sent.append(now)
-                    return
+                    break
             self.waited_seconds += wait
-            self._sleep(min(wait, 1.0))
+            step = min(wait, 1.0)
+            waited += step
+            self._sleep(step)
+        if waited > 0:  # one line per request that had to wait (the dashboard's "pacing waits")
+            log_event("dataverse.paced", wait_seconds=round(waited, 2), reason=reason)
 
     @contextmanager
     def slot(self) -> Iterator[None]:

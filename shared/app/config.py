@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 
+from shared.domain.links import LinkConfig
 from shared.domain.models import CallbackProcessing
 from shared.domain.rtj_state import RtjState
 from shared.domain.state import ActivityState
@@ -30,6 +31,7 @@ class ChannelConfig:
     send_lease: timedelta
     callback_processing: CallbackProcessing  # no default: the settings (default "queued") decide
     send_concurrency: int = 8
+    links: LinkConfig | None = None  # link tracking (issue #16): None = off
 
 
 @dataclass(frozen=True)

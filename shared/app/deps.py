@@ -8,11 +8,13 @@ from datetime import datetime
 
 from shared.adapters.rtj_auth import RtjAuthorizer
 from shared.app.config import ChannelConfig, RtjConfig
+from shared.domain.links import ActivityLinks, ShortLink
 from shared.domain.rtj_state import RtjState
 from shared.domain.state import ActivityState
 from shared.ports import ChannelsApi, Clock, Dataverse, KeyValueStore, Provider, QueuePublisher
 from shared.records.codecs import ACTIVITIES, RTJ_SENDS
 from shared.records.indexes import Indexes
+from shared.records.link_codecs import ACTIVITY_LINKS, SHORT_LINKS
 from shared.records.store import RecordStore
 
 
@@ -23,10 +25,14 @@ class Records:
     activities: RecordStore[ActivityState]
     rtj: RecordStore[RtjState]
     indexes: Indexes
+    links: RecordStore[ShortLink]  # short codes (link tracking, issue #16)
+    activity_links: RecordStore[ActivityLinks]  # an activity's codes by URL
 
     @classmethod
     def over(cls, store: KeyValueStore, now: Callable[[], datetime]) -> Records:
-        return cls(RecordStore(store, ACTIVITIES, now), RecordStore(store, RTJ_SENDS, now), Indexes(store))
+        activities, rtj = RecordStore(store, ACTIVITIES, now), RecordStore(store, RTJ_SENDS, now)
+        links = RecordStore(store, SHORT_LINKS, now, cache_size=0)
+        return cls(activities, rtj, Indexes(store), links, RecordStore(store, ACTIVITY_LINKS, now))
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ from datetime import datetime
 
 from shared.app.config import Handled, Outcome, handled
 from shared.app.deps import Deps
+from shared.app.links import shorten
 from shared.app.message import Contacts, activity_ids, load_message_and_contact, set_opted_out
 from shared.app.send import send_claimed, send_request
 from shared.domain import state as machine
@@ -129,6 +130,7 @@ def _send(deps: Deps, record: ActivityState, phone: str, text: str) -> Handled:
     # Index the number before the provider can deliver the text: a reply (a STOP above all) must find this
     # activity even if the worker dies between the provider accepting and our state write.
     deps.records.indexes.index_phone(phone, activity.row_id, deps.clock.now())
+    text = shorten(deps, activity.row_id, text)  # link tracking (issue #16): the one rewrite of the rendered text
     request = send_request(activity.row_id, phone, text, deps.config.callback_url)
     provider = deps.provider
     log_event("provider.send", provider=provider.name, phone=mask_phone(phone), attempt=record.send_attempts, **ids)

@@ -17,6 +17,7 @@ class ResponseType(StrEnum):
     SENT = "sent"
     DELIVERED = "delivered"
     OPENED = "opened"
+    CLICKED = "clicked"  # a short link of the text was followed (link tracking, issue #16)
     FAILED = "failed"
     KEYWORD = "keyword"  # the single custom="True" type: carries TriggerKeyword
 

@@ -72,6 +72,7 @@ _SENT = Interaction(ResponseType.SENT)
 _DELIVERED = Interaction(ResponseType.DELIVERED)
 _OPENED = Interaction(ResponseType.OPENED)
 _FAILED = Interaction(ResponseType.FAILED)
+_CLICKED = Interaction(ResponseType.CLICKED)
 
 
 # --- send ------------------------------------------------------------------------------------------------------
@@ -174,3 +175,13 @@ def on_keyword(s: ActivityState, keyword: str) -> ActivityState | None:
     """A reply: ``keyword:<word>`` once per activity and word."""
     item = Interaction(ResponseType.KEYWORD, keyword)
     return None if s.seen(item.key) else add_due(s, item)
+
+
+def on_click(s: ActivityState) -> ActivityState | None:
+    """A contact followed a short link of the text: ``clicked`` once per activity. The link only existed in the text
+    the provider took, so an uncertain send resolves to ``sent`` (as a delivery report does)."""
+    if s.seen(_CLICKED.key) or s.send_status in (SendStatus.SUPPRESSED, SendStatus.CLAIMED):
+        return None
+    if s.send_status in (SendStatus.SENDING, SendStatus.AMBIGUOUS):
+        s = add_due(replace(s, send_status=SendStatus.SENT, lease_until=None), _SENT)
+    return add_due(s, _CLICKED)

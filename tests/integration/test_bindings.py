@@ -57,3 +57,12 @@ def test_function_json_is_valid_for_the_host() -> None:
     for function in indexed_functions():
         document = json.loads(function.get_function_json())
         assert document["bindings"], function.get_function_name()
+
+
+def test_short_link_route() -> None:
+    function = functions()["short_link"]
+    trigger = function.get_trigger()
+    assert function.is_http_function()
+    assert trigger.route == "l/{code}"
+    assert sorted(getattr(m, "value", str(m)).upper() for m in trigger.methods) == ["GET", "HEAD"]
+    assert trigger.auth_level == func.AuthLevel.ANONYMOUS  # a contact's phone follows the link

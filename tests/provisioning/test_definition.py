@@ -37,7 +37,7 @@ def test_tile_xml_follows_the_schema_and_the_definition() -> None:
         "QuickViewFormId": FORM.upper(),
     }
     types = root.findall("./ResponseTypes/ResponseType")
-    assert [t.get("id") for t in types] == ["sent", "delivered", "opened", "failed", "keyword"]
+    assert [t.get("id") for t in types] == ["sent", "delivered", "opened", "clicked", "failed", "keyword"]
     assert [t.get("id") for t in types if t.get("custom") == "True"] == ["keyword"]
     for labels in [*root.findall("./ResponseTypes/ResponseType/Labels"), root.find("Labels"), root.find("Tooltips")]:
         assert labels is not None

@@ -1,6 +1,9 @@
 from __future__ import annotations
 
+import logging
 import threading
+
+import pytest
 
 from shared.adapters.pacing import Pacer, RateLimiter
 
@@ -72,3 +75,20 @@ def test_rate_limiter_spaces_sends() -> None:
     unlimited = RateLimiter(0, clock=clock, sleep=clock.sleep)
     unlimited.acquire()
     assert abs(clock.now - 2.0) < 1e-9
+
+
+def test_each_request_that_waited_logs_one_pacing_line(caplog: pytest.LogCaptureFixture) -> None:
+    clock = ManualClock()
+    pacer = Pacer(max_concurrency=1, budget=2, window_seconds=10, clock=clock, sleep=clock.sleep)
+    with caplog.at_level(logging.INFO, logger="channel"):
+        for _ in range(3):
+            with pacer.slot():
+                pass
+        pacer.pause(2.5)
+        with pacer.slot():
+            pass
+    lines = [r.custom_dimensions for r in caplog.records if r.getMessage().startswith("dataverse.paced")]  # type: ignore[attr-defined]
+    assert lines == [
+        {"event": "dataverse.paced", "wait_seconds": "10.0", "reason": "budget"},
+        {"event": "dataverse.paced", "wait_seconds": "2.5", "reason": "pause"},
+    ]

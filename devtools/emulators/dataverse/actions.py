@@ -91,8 +91,20 @@ def create_interaction(emu: DataverseEmulator, call: Call, match: re.Match[str])
             _check_string(param, value)
         else:
             _check_entity_reference(emu, param, param.entity, value)
+    _check_response_type(emu, payload.get("ResponseType"))
     emu.interactions.append(copy.deepcopy(payload))
     return emu.no_content()
+
+
+def _check_response_type(emu: DataverseEmulator, value: Any) -> None:
+    """The tile's response-type ids are the only ones a journey knows (``clicked`` since link tracking)."""
+    if emu.response_types is not None and isinstance(value, str) and value not in emu.response_types:
+        raise DataverseError(
+            400,
+            errors.INVALID_ARGUMENT,
+            f"ResponseType '{value}' is not a response type of the channel's tile "
+            f"(declared: {', '.join(sorted(emu.response_types))}).",
+        )
 
 
 def _check_string(param: ActionParameter, value: Any) -> None:

@@ -22,6 +22,7 @@ from devtools.emulators.dataverse.reference import ReferenceTables
 from devtools.emulators.dataverse.request import Call, method_not_allowed
 from devtools.emulators.dataverse.strict import StrictValidator
 from devtools.emulators.dataverse.urls import ANY, ROUTES
+from shared.domain.models import ResponseType
 
 API_VERSION = "v9.2"
 API_PREFIX = f"/api/data/{API_VERSION}/"
@@ -60,6 +61,9 @@ class DataverseEmulator(EmulatorBase):
         self.upsert_on_patch = False
         self.verify_references = False
         self.channels_response_message = "Success"
+        # The response-type ids the channel's tile declares (CreateInteraction's ResponseType must be one of them;
+        # [INFERRED] error wording). Default: every id of the app's tile; None accepts anything.
+        self.response_types: frozenset[str] | None = frozenset(t.value for t in ResponseType)
         reference = ReferenceTables()  # raises ReferenceDataMissing when the published metadata is not there
         self.store = Store(reference.column_names)
         self.strict = StrictValidator(reference, self.store)
