@@ -8,6 +8,7 @@ from datetime import timedelta
 from shared.domain.models import CallbackProcessing
 from shared.domain.rtj_state import RtjState
 from shared.domain.state import ActivityState
+from shared.domain.whatsapp import NO_TEMPLATE_COLUMNS, TemplateColumns
 
 Record = ActivityState | RtjState  # a record whose due items the outbox reports
 
@@ -30,6 +31,7 @@ class ChannelConfig:
     send_lease: timedelta
     callback_processing: CallbackProcessing  # no default: the settings (default "queued") decide
     send_concurrency: int = 8
+    template_columns: TemplateColumns = NO_TEMPLATE_COLUMNS  # WhatsApp template / media columns (issue #17)
 
 
 @dataclass(frozen=True)
