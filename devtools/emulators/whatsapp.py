@@ -129,6 +129,8 @@ class WhatsAppEmulator(EmulatorBase):
 
     # ------------------------------------------------------------------ API
     def _route(self, request: Incoming) -> Response:
+        if request.method == "GET" and request.path.rstrip("/").endswith(f"/{self.phone_number_id}"):
+            return self._phone_number(request)  # what ``channel doctor`` reads
         match = _MESSAGES.match(request.path)
         if request.method != "POST" or match is None:
             return _error(400, 100, "Unsupported request - method type or path", kind="GraphMethodException")
@@ -161,6 +163,13 @@ class WhatsAppEmulator(EmulatorBase):
             "messages": [{"id": message.id, **({"message_status": "accepted"} if message.template else {})}],
         }
         return Response(200, json.dumps(answer).encode(), [("Content-Type", "application/json")])
+
+    def _phone_number(self, request: Incoming) -> Response:
+        if request.header("authorization") != f"Bearer {self.access_token}":
+            return _error(401, 190, "Invalid OAuth access token - Cannot parse access token")
+        digits = self.display_phone_number
+        body = {"display_phone_number": f"+{digits}", "verified_name": "Contoso", "id": self.phone_number_id}
+        return Response(200, json.dumps(body).encode(), [("Content-Type", "application/json")])
 
     def _message(self, body: dict[str, Any], to: str) -> tuple[CloudMessage | None, Response | None]:
         kind = body.get("type", "text")
