@@ -5,7 +5,6 @@ read and button replies come back as interactions; forged webhooks are refused; 
 from __future__ import annotations
 
 import json
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from urllib.parse import urlencode
@@ -19,7 +18,7 @@ from devtools.host import LocalHost
 from shared import bootstrap
 from shared.settings import load_settings
 from tests.helpers import CONTACT_ID, MESSAGE_ID, MESSAGE_TABLE, activity_message
-from tests.integration.conftest import ACTIVITY_QUEUE, PHONE, RTJ_SECRET, TWILIO_SID, TWILIO_TOKEN, seed
+from tests.integration.conftest import ACTIVITY_QUEUE, PHONE, RTJ_SECRET, Channel
 
 CONTENT_SID = "HX" + "b" * 32
 WA_SENDER = "whatsapp:+15005550006"
@@ -54,19 +53,15 @@ class WaChannel:
 
 
 @pytest.fixture(params=["whatsapp", "twilio"])
-def wa(
-    request: pytest.FixtureRequest, azurite_connection_string: str, monkeypatch: pytest.MonkeyPatch
-) -> Iterator[WaChannel]:
+def wa(request: pytest.FixtureRequest, channel: Channel, monkeypatch: pytest.MonkeyPatch) -> Iterator[WaChannel]:
+    """The integration channel (emulators, Azurite, host) switched to WhatsApp: a template row, both providers."""
     provider = str(request.param)
-    dataverse = DataverseEmulator(token="integration-dataverse-token")
     meta = WhatsAppEmulator(app_secret=APP_SECRET)
     meta.add_template("spring_offer", "Hi {{1}}, {{2}} off your next booking", "en_GB")
-    twilio = TwilioEmulator(account_sid=TWILIO_SID, auth_token=TWILIO_TOKEN)
-    twilio.add_content(CONTENT_SID, "Hi {{1}}, {{2}} off your next booking")
-    seed(dataverse)
+    channel.twilio.add_content(CONTENT_SID, "Hi {{1}}, {{2}} off your next booking")
     template = "spring_offer" if provider == "whatsapp" else CONTENT_SID
-    dataverse.add_columns(MESSAGE_TABLE, ["cr123_template", "cr123_language", "cr123_variables"])
-    dataverse.add_row(
+    channel.dataverse.add_columns(MESSAGE_TABLE, ["cr123_template", "cr123_language", "cr123_variables"])
+    channel.dataverse.add_row(
         MESSAGE_TABLE,
         MESSAGE_ID,
         {
@@ -77,18 +72,9 @@ def wa(
             "cr123_variables": VARIABLES,
         },
     )
-    host = LocalHost()
-    server, callback_base = host.serve_http()
     env = {
-        "DATAVERSE_URL": dataverse.url,
-        "DATAVERSE_STATIC_TOKEN": "integration-dataverse-token",
-        "AzureWebJobsStorage": azurite_connection_string,
-        "STATE_TABLE_NAME": "state" + uuid.uuid4().hex[:12],
-        "ServiceBusConnection": "Endpoint=sb://unused.servicebus.windows.net/;SharedAccessKeyName=x;SharedAccessKey=y",
-        "ACTIVITY_QUEUE_NAME": ACTIVITY_QUEUE,
+        **channel.env,
         "CHANNEL_PROVIDER": provider,
-        "CALLBACK_BASE_URL": callback_base,
-        "MESSAGE_BODY_COLUMN": "cr123_body",
         "MESSAGE_TEMPLATE_COLUMN": "cr123_template",
         "MESSAGE_TEMPLATE_LANGUAGE_COLUMN": "cr123_language",
         "MESSAGE_TEMPLATE_VARIABLES_COLUMN": "cr123_variables",
@@ -97,27 +83,16 @@ def wa(
         "WHATSAPP_APP_SECRET": APP_SECRET,
         "WHATSAPP_VERIFY_TOKEN": VERIFY_TOKEN,
         "WHATSAPP_API_BASE_URL": meta.api_base_url,
-        "TWILIO_ACCOUNT_SID": TWILIO_SID,
-        "TWILIO_AUTH_TOKEN": TWILIO_TOKEN,
         "TWILIO_FROM": WA_SENDER,
-        "TWILIO_API_BASE_URL": twilio.url,
-        "RTJ_AUTH_MODE": "secret",
-        "RTJ_OUTBOUND_SECRET": RTJ_SECRET,
-        "CALLBACK_PROCESSING": "inline",
     }
     for key, value in env.items():
         monkeypatch.setenv(key, value)
-    host.environ.update(env)
-    bootstrap.install(bootstrap.build_service(load_settings(env), queue=host.queue))
+    channel.host.environ.update(env)
+    bootstrap.install(bootstrap.build_service(load_settings(env), queue=channel.host.queue))
     try:
-        yield WaChannel(provider, host, dataverse, meta, twilio, callback_base)
+        yield WaChannel(provider, channel.host, channel.dataverse, meta, channel.twilio, channel.callback_base)
     finally:
-        bootstrap.install(None)
-        server.shutdown()
-        server.server_close()
-        meta.stop()
-        twilio.stop()
-        dataverse.stop()
+        meta.stop()  # the channel fixture stops the rest and uninstalls the service
 
 
 def delivered_text(wa: WaChannel) -> list[str]:
