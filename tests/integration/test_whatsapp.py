@@ -18,7 +18,7 @@ from devtools.host import LocalHost
 from shared import bootstrap
 from shared.settings import load_settings
 from tests.helpers import CONTACT_ID, MESSAGE_ID, MESSAGE_TABLE, activity_message
-from tests.integration.conftest import ACTIVITY_QUEUE, PHONE, RTJ_SECRET, Channel
+from tests.integration.conftest import PHONE, RTJ_SECRET, Channel
 
 CONTENT_SID = "HX" + "b" * 32
 WA_SENDER = "whatsapp:+15005550006"
@@ -31,21 +31,30 @@ DEFINITION = "5a9e3c7d-1b2f-4e6a-8c0d-2f4b6d8e0a1c"
 @dataclass
 class WaChannel:
     provider: str
-    host: LocalHost
-    dataverse: DataverseEmulator
+    channel: Channel  # the integration channel: host, Dataverse and Twilio emulators
     meta: WhatsAppEmulator
-    twilio: TwilioEmulator
-    callback_base: str
+
+    @property
+    def host(self) -> LocalHost:
+        return self.channel.host
+
+    @property
+    def dataverse(self) -> DataverseEmulator:
+        return self.channel.dataverse
+
+    @property
+    def twilio(self) -> TwilioEmulator:
+        return self.channel.twilio
+
+    @property
+    def callback_base(self) -> str:
+        return self.channel.callback_base
 
     def deliver(self) -> bool:
-        return self.host.deliver(ACTIVITY_QUEUE, activity_message())
+        return self.channel.deliver(activity_message())
 
     def response_types(self) -> list[str]:
-        out = []
-        for call in self.dataverse.interactions:
-            kind = str(call["ResponseType"])
-            out.append(f"{kind}:{call['TriggerKeyword']}" if kind == "keyword" else kind)
-        return out
+        return self.channel.response_types()
 
     @property
     def webhook(self) -> str:
@@ -90,7 +99,7 @@ def wa(request: pytest.FixtureRequest, channel: Channel, monkeypatch: pytest.Mon
     channel.host.environ.update(env)
     bootstrap.install(bootstrap.build_service(load_settings(env), queue=channel.host.queue))
     try:
-        yield WaChannel(provider, channel.host, channel.dataverse, meta, channel.twilio, channel.callback_base)
+        yield WaChannel(provider, channel, meta)
     finally:
         meta.stop()  # the channel fixture stops the rest and uninstalls the service
 

@@ -3,7 +3,6 @@ with ``--rtj`` the template message parts next to ``text``; idempotent; a dry-ru
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -15,7 +14,7 @@ from provisioning.whatsapp import COLUMNS, form_with_columns
 from shared.app.whatsapp_rtj import TEMPLATE_PARTS
 
 from .conftest import RELAY_URL, RTJ_ARGS, SAS_KEY, RunResult
-from .test_provision import dry_run_text
+from .test_provision import assert_snapshot, dry_run_text
 from .test_provision_rtj import KV
 
 Run = Callable[..., RunResult]
@@ -124,8 +123,5 @@ def test_dry_run_on_an_empty_org_with_whatsapp(org: DataverseEmulator, run: Run)
     code, out = run("--key-vault", "kv-contoso", "--secret-name", "dataverse-sb", "--whatsapp", "--dry-run")
     assert code == 0, out
     assert writes(org) == []
-    normalised = dry_run_text(out, org.url)
-    if os.environ.get("UPDATE_SNAPSHOTS"):
-        SNAPSHOT.write_text(normalised, encoding="utf-8")
-    assert normalised == SNAPSHOT.read_text(encoding="utf-8")
+    assert_snapshot(SNAPSHOT, dry_run_text(out, org.url))
     assert "would add cr123_template, cr123_templatelanguage" in out
