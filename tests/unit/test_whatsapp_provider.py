@@ -209,3 +209,10 @@ def test_subscription_handshake(meta: WhatsAppEmulator) -> None:
     with pytest.raises(CallbackRejected) as unset:
         provider(meta, verify_token="").handle_callback(handshake(""))
     assert unset.value.status == 503
+
+
+def test_documented_send_response_gives_the_wamid(meta: WhatsAppEmulator) -> None:
+    body = json.loads(fixture_bytes("whatsapp", "send_template_response.json"))
+    meta.inject("POST", "/messages$", status=200, body=body)
+    result = provider(meta).send(request(RichContent(template=TEMPLATE)))
+    assert result.provider_message_id == body["messages"][0]["id"] and result.status == "accepted"
