@@ -35,6 +35,7 @@ from provisioning.relay import EntraAuth, RelayAuth, SecretAuth, guid, relay_sec
 from provisioning.rtj import RtjOptions
 from provisioning.rtj_definition import RELAY_PLUGIN_TYPE, RTJ_CHANNEL_TYPES, RTJ_READ_ROLES, RtjChannel
 from provisioning.secrets import SecretError, key_vault_secret
+from provisioning.whatsapp import app_settings as whatsapp_settings
 from shared.domain.errors import DataverseError, TransientError
 from shared.settings import is_loopback_host
 
@@ -97,7 +98,9 @@ def _parser() -> argparse.ArgumentParser:
     rtj.add_argument(
         "--rtj-only", action="store_true", help="only the real-time journeys part (no outbound-marketing steps)"
     )
-    rtj.add_argument("--rtj-channel-type", choices=sorted(RTJ_CHANNEL_TYPES), default="sms", help="default: sms")
+    rtj.add_argument(
+        "--rtj-channel-type", choices=sorted(RTJ_CHANNEL_TYPES), help="default: sms (custom with --whatsapp)"
+    )
     rtj.add_argument("--rtj-api-name", help="outbound custom API unique name (default: <prefix>_ChannelOutbound)")
     rtj.add_argument(
         "--rtj-display-name",
@@ -123,6 +126,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--dry-run", action="store_true", help="print every Web API request; make no writes")
     p.add_argument("--print-tile", action="store_true", help="also print the tile XML")
+    p.add_argument(
+        "--whatsapp",
+        action="store_true",
+        help="WhatsApp template columns on the message table and its form; with --rtj, template message parts",
+    )
     return p
 
 
@@ -205,7 +213,7 @@ def _rtj_options(args: argparse.Namespace) -> RtjOptions | None:
         return None
     channel = RtjChannel(
         prefix=args.prefix,
-        channel_type=args.rtj_channel_type,
+        channel_type=args.rtj_channel_type or ("custom" if args.whatsapp else "sms"),
         api_name=args.rtj_api_name,
         plugin_type=args.relay_plugin_type,
         display_name=args.rtj_display_name,
@@ -249,6 +257,7 @@ def options_from_args(args: argparse.Namespace) -> ProvisionOptions:
         business_unit=args.business_unit,
         outbound=outbound_options if outbound else None,
         rtj=_rtj_options(args),
+        whatsapp=args.whatsapp,
     )
 
 
@@ -260,6 +269,8 @@ def report(options: ProvisionOptions, result: ProvisionResult, *, dry_run: bool,
     if options.outbound is not None:
         w("\nFunction app settings that follow from this definition:\n")
         for name, value in definition.app_settings().items():
+            w(f"  {name}={value}\n")
+        for name, value in (whatsapp_settings(definition) if options.whatsapp else {}).items():
             w(f"  {name}={value}\n")
         w(f"  ACTIVITY_QUEUE_NAME={options.outbound.queue}\n")
     if options.rtj is not None:

@@ -1,5 +1,7 @@
 """HTTP trigger for provider callbacks: ``POST /api/callbacks/{provider}``.
 
+``GET`` is only answered for WhatsApp (Meta's webhook subscription handshake); other providers answer 405.
+
 Anonymous at the Functions level on purpose: each provider authenticates its own requests (Twilio signs them
 with X-Twilio-Signature, which the provider module checks before reading anything).
 """
@@ -14,7 +16,7 @@ bp = func.Blueprint()
 
 
 @bp.function_name("callbacks")
-@bp.route(route="callbacks/{provider}", methods=["POST", "OPTIONS"], auth_level=func.AuthLevel.ANONYMOUS)
+@bp.route(route="callbacks/{provider}", methods=["POST", "OPTIONS", "GET"], auth_level=func.AuthLevel.ANONYMOUS)
 def callbacks(req: func.HttpRequest) -> func.HttpResponse:
     from shared.bootstrap import get_service  # lazy: keeps the cold start of function_app small
 

@@ -22,6 +22,7 @@ from provisioning.outbound import CONTRACTS, OutboundOptions, OutboundResult, Ou
 from provisioning.rtj import RtjOptions, RtjResult, RtjSteps
 from provisioning.tables import PUBLISHER, SOLUTION, SYSTEM_USER
 from provisioning.toolkit import ProvisionError, Steps, checked, ensure_row, lit
+from provisioning.whatsapp import WhatsAppPartSteps, WhatsAppSteps
 
 SOLUTION_VERSION = "1.0.0.0"
 
@@ -50,6 +51,7 @@ class ProvisionOptions:
     business_unit: str | None = None
     outbound: OutboundOptions | None = None  # the outbound-marketing steps (table, tile, service endpoint, step)
     rtj: RtjOptions | None = None  # the real-time journeys steps
+    whatsapp: bool = False  # --whatsapp: template columns and form (outbound), template parts (--rtj) (issue #17)
 
     @property
     def publisher_name(self) -> str:
@@ -81,17 +83,27 @@ class Provisioner:
             raise ProvisionError("nothing to do: the outbound-marketing steps are off and --rtj is not given")
         outbound = OutboundSteps(self.steps, self.opt.outbound) if self.opt.outbound is not None else None
         rtj = RtjSteps(self.steps, self.opt.rtj) if self.opt.rtj is not None else None
+        parts = (
+            WhatsAppPartSteps(self.steps, self.opt.rtj.channel) if rtj and self.opt.rtj and self.opt.whatsapp else None
+        )
         checked(PUBLISHER, self.publisher_body())
         checked(SOLUTION, self.solution_body("<publisher id>"))
         if outbound is not None:
             outbound.preflight()
         if rtj is not None:
             rtj.preflight()
+        if parts is not None:
+            parts.preflight()
         self.ensure_solution()
         if outbound is not None:
             self.result.outbound = outbound.run()
+            if self.opt.whatsapp:  # issue #17: the template columns on the message table and its main form
+                new = f"create table {self.opt.definition.table_logical_name}" in self.steps.changes
+                WhatsAppSteps(self.steps, self.opt.definition).run(table_new=new)
         if rtj is not None:
             self.result.rtj = rtj.run()
+            if parts is not None:
+                parts.run()
         if self.opt.app_user_client_id:
             self.ensure_app_user(self.opt.app_user_client_id)
         return self.result

@@ -83,6 +83,9 @@ COLUMNS: dict[str, dict[str, int | None]] = {
         "msdyn_channeldefinitionaccountexternalentity": 100,
         "msdyn_channeldefinitionaccountexternalformid": 100,
     },
+    # systemform: the message table's main form gets the WhatsApp template columns (issue #17); formxml is a Memo
+    # column, MaxLength from powerapps-docs reference/entities/systemform.md (not in the shared reference data)
+    "systemform": {"formxml": 1073741823},
     "msdyn_channelmessagepart": {
         "msdyn_channelmessagepartid": None,
         "msdyn_name": 100,
@@ -160,6 +163,7 @@ ENV_VAR_DEFINITION = table("environmentvariabledefinition", "environmentvariable
 ENV_VAR_VALUE = table("environmentvariablevalue", "environmentvariablevalues")
 CHANNEL_DEFINITION = table("msdyn_channeldefinition", "msdyn_channeldefinitions")
 MESSAGE_PART = table("msdyn_channelmessagepart", "msdyn_channelmessageparts")
+SYSTEM_FORM = table("systemform", "systemforms", "formid")
 MANAGED_IDENTITY = table("managedidentity", "managedidentities")
 PLUGIN_ASSEMBLY = table("pluginassembly", "pluginassemblies")
 

@@ -28,6 +28,7 @@ import sys
 ACCEPTED = {
     ("devtools/emulators/twilio.py", "B324"): "md5 builds a fake ChannelInstallSid in the Twilio emulator, not security",
     ("devtools/emulators/twilio.py", "B310"): "emulator posts webhooks; scheme checked and loopback-only by default",
+    ("devtools/emulators/whatsapp.py", "B310"): "Cloud API emulator posts webhooks; refuses anything but loopback http",
     ("devtools/emulators/acs.py", "B310"): "emulator posts Event Grid events; target checked (loopback-only)",
     ("devtools/emulators/loopback_provider.py", "B310"): "local gateway; refuses anything but http://127.0.0.1|localhost",
     ("devtools/emulators/dataverse/customization.py", "B314"): "the loopback emulator parses ParameterXml its own test client sent",

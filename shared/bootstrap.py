@@ -54,6 +54,7 @@ def channel_config(settings: Settings) -> ChannelConfig:
         send_concurrency=settings.send_concurrency,
         callback_processing=settings.callback_processing,
         links=link_config(settings),
+        template_columns=settings.template_columns,
     )
 
 
@@ -84,6 +85,7 @@ def _provider(settings: Settings, session: requests.Session, credential: Any = N
             callback_url=callback_url,
             session=session,
             timeout=settings.provider_timeout_seconds,
+            opt_out_payloads=settings.opt_out_payload_set,
         )
     if settings.channel_provider == "loopback":
         from shared.providers.loopback import LoopbackProvider
@@ -107,6 +109,19 @@ def _provider(settings: Settings, session: requests.Session, credential: Any = N
             access_key=settings.acs_access_key,
             credential=None if settings.acs_access_key else credential,
             session=session,
+            timeout=settings.provider_timeout_seconds,
+        )
+    if settings.channel_provider == "whatsapp":  # Meta's WhatsApp Cloud API (issue #17)
+        from shared.providers.whatsapp import WhatsAppProvider
+
+        return WhatsAppProvider(
+            phone_number_id=str(settings.whatsapp_phone_number_id),
+            access_token=settings.whatsapp_access_token or "",
+            app_secret=settings.whatsapp_app_secret or "",
+            verify_token=settings.whatsapp_verify_token or "",
+            api_base_url=settings.whatsapp_api_base_url,
+            session=session,
+            opt_out_payloads=settings.opt_out_payload_set,
             timeout=settings.provider_timeout_seconds,
         )
     raise ValueError(f"unsupported provider {settings.channel_provider}")  # settings validation prevents this

@@ -27,6 +27,9 @@ SECRET_SETTINGS: tuple[str, ...] = (
     "DATAVERSE_STATIC_TOKEN",
     "ServiceBusConnection",
     "AzureWebJobsStorage",
+    "WHATSAPP_ACCESS_TOKEN",
+    "WHATSAPP_APP_SECRET",
+    "WHATSAPP_VERIFY_TOKEN",
 )
 
 # The key under which the validator hands the names to the Settings model (never an environment variable name).

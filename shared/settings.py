@@ -19,10 +19,11 @@ from shared.domain.phone import is_whatsapp
 from shared.provider_settings import acs_errors, twilio_errors
 from shared.secret_settings import UNRESOLVED_FIELD, drop_unresolved_references
 from shared.settings_links import LinkSettings
+from shared.settings_whatsapp import WhatsAppSettings
 from shared.urls import WEB_API_PATH
 from shared.urls import is_loopback_host as is_loopback_host  # noqa: PLC0414 - re-exported for the CLI
 
-ProviderName = Literal["twilio", "acs", "loopback"]
+ProviderName = Literal["twilio", "acs", "loopback", "whatsapp"]
 
 _LOGICAL_NAME = re.compile(r"^[a-z][a-z0-9_]{0,127}$")
 _TABLE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9]{2,62}$")
@@ -50,7 +51,7 @@ def _https_or_loopback(value: str, setting: str) -> str:
     return value
 
 
-class Settings(BaseSettings, LinkSettings):
+class Settings(BaseSettings, LinkSettings, WhatsAppSettings):
     """All app settings. Field names are Pythonic; aliases are the public setting names."""
 
     model_config = SettingsConfigDict(case_sensitive=True, extra="ignore", populate_by_name=True)

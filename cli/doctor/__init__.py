@@ -45,6 +45,7 @@ from cli.doctor.metadata import (
 from cli.doctor.provider import check_provider
 from cli.doctor.results import CheckResult, ok, problem, render, skipped
 from cli.doctor.rtj import CUSTOM_API_CHECK, check_custom_api, check_relay_auth, check_rtj_action, custom_api_name
+from cli.doctor.whatsapp import check_template_columns
 from shared.adapters.dataverse import ACTION
 from shared.adapters.tokens import TokenCredentialLike
 from shared.settings import Settings
@@ -124,6 +125,7 @@ def run_dataverse_checks(
         results.append(skipped("message-body-column", "message table unknown"))
     else:
         results.append(check_body_column(client, table, settings))
+        results.extend(check_template_columns(client, table, settings))  # WhatsApp template columns (issue #17)
     results.extend(check_contact_columns(client, settings))
     if rtj_calls is None:
         return [*results, RTJ_NOT_CONFIGURED]

@@ -13,6 +13,10 @@ def check_provider(settings: Settings, session: requests.Session) -> CheckResult
         return check_twilio(settings, session)
     if settings.channel_provider == "loopback":
         return check_loopback(settings, session)
+    if settings.channel_provider == "whatsapp":  # issue #17
+        from cli.doctor.whatsapp import check_whatsapp
+
+        return check_whatsapp(settings, session)
     return skipped(f"provider:{settings.channel_provider}", "no credential check for this provider")
 
 

@@ -33,6 +33,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from devtools.emulators._base import EmulatorBase, Incoming, Response, serve_forever
+from devtools.emulators.twilio_content import button_params, render_content
 
 __all__ = [
     "CallbackRecord",
@@ -205,8 +206,13 @@ class TwilioEmulator(EmulatorBase):
         self.messages: list[TwilioMessage] = []
         self.callbacks: list[CallbackRecord] = []
         self._rejects: dict[str, _Reject] = {}
+        self.contents: dict[str, str] = {}  # Content API templates: ContentSid -> text with {{1}} variables
         self._data_lock = threading.RLock()
         super().__init__(host=host, port=port)
+
+    def add_content(self, content_sid: str, text: str) -> None:
+        """Register an approved content template (``HX…``) for ContentSid sends."""
+        self.contents[content_sid] = text
 
     # ------------------------------------------------------------------ config
     def reject(self, number: str, code: int, message: str, status: int = 400, *, times: int | None = None) -> None:
@@ -328,6 +334,10 @@ class TwilioEmulator(EmulatorBase):
             return self._error(400, 21602, "Message body is required.")
         if len(body) > MAX_BODY:
             return self._error(400, 21617, "The concatenated message body exceeds the 1600 character limit.")
+        if content_sid:  # a Content API template: the variables fill the delivered text
+            problem, body = render_content(content_sid, form.get("ContentVariables", [""])[0], self.contents)
+            if problem is not None:
+                return self._error(400, *problem)
         with self._data_lock:
             rejected = self._rejects.get(to)
             if rejected is not None and (rejected.remaining is None or rejected.remaining > 0):
@@ -466,6 +476,10 @@ class TwilioEmulator(EmulatorBase):
         return self._post_webhook(
             "inbound", url, params, sign=sign, signature=signature, url_override=url_override, timeout=timeout
         )
+
+    def send_button_reply(self, url: str, from_: str, to: str, payload: str, text: str) -> tuple[int, str]:
+        """POST a signed inbound webhook for a WhatsApp quick-reply button tap (``ButtonPayload`` / ``ButtonText``)."""
+        return self.send_inbound(url, from_, to, text, extra_params=button_params(payload, text))
 
     def _post_webhook(
         self,

@@ -45,6 +45,7 @@ def gate(provider: Provider, unresolved: tuple[str, ...]) -> Provider:
     """``provider`` behind a :class:`SecretGate` when one of its secrets is in ``unresolved``, else unchanged."""
     send = {"twilio": "TWILIO_AUTH_TOKEN", "acs": "ACS_ACCESS_KEY", "loopback": "LOOPBACK_SIGNING_KEY"}
     verify = {"twilio": "TWILIO_AUTH_TOKEN", "acs": "ACS_EVENTGRID_SECRET", "loopback": "LOOPBACK_SIGNING_KEY"}
+    send["whatsapp"], verify["whatsapp"] = "WHATSAPP_ACCESS_TOKEN", "WHATSAPP_APP_SECRET"  # issue #17
     send_setting = send.get(provider.name) if send.get(provider.name) in unresolved else None
     callback_setting = verify.get(provider.name) if verify.get(provider.name) in unresolved else None
     if send_setting is None and callback_setting is None:

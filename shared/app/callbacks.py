@@ -20,6 +20,7 @@ from shared.app.outbox import Outbox
 from shared.app.settlement import ATTEMPT_PROPERTY
 from shared.domain.errors import CallbackRejected, DataverseError, TransientError
 from shared.domain.models import HttpReply, InboundHttpRequest, ProviderEvent
+from shared.domain.whatsapp import HANDSHAKE_PROVIDERS
 from shared.log import log_event
 
 
@@ -31,6 +32,8 @@ def handle_callback(deps: Deps, provider_name: str, request: InboundHttpRequest)
     provider = deps.provider_named(provider_name)
     if provider is None:
         return json_error(404, f"unknown provider '{provider_name[:40]}'")
+    if request.method.upper() == "GET" and provider_name not in HANDSHAKE_PROVIDERS:  # issue #17: Meta's handshake
+        return HttpReply(405, b'{"error": "callbacks are POST requests"}', "application/json", {"Allow": "POST"})
     try:
         callback = provider.handle_callback(request)
     except CallbackRejected as rejected:

@@ -9,6 +9,7 @@ from shared.domain.links import LinkConfig
 from shared.domain.models import CallbackProcessing
 from shared.domain.rtj_state import RtjState
 from shared.domain.state import ActivityState
+from shared.domain.whatsapp import NO_TEMPLATE_COLUMNS, TemplateColumns
 
 Record = ActivityState | RtjState  # a record whose due items the outbox reports
 
@@ -32,6 +33,7 @@ class ChannelConfig:
     callback_processing: CallbackProcessing  # no default: the settings (default "queued") decide
     send_concurrency: int = 8
     links: LinkConfig | None = None  # link tracking (issue #16): None = off
+    template_columns: TemplateColumns = NO_TEMPLATE_COLUMNS  # WhatsApp template / media columns (issue #17)
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ from shared.domain.models import InboundEvent, ProviderEvent, StatusEvent, Statu
 from shared.domain.phone import normalize_e164, strip_channel_prefix
 from shared.domain.rtj import is_rtj_key
 from shared.domain.state import ActivityState
+from shared.domain.whatsapp import reply_for
 from shared.log import log_event, mask_phone
 
 
@@ -104,6 +105,7 @@ def apply_inbound(deps: Deps, provider_name: str, event: InboundEvent, hold: Hol
         return Handled(Outcome("unmatched"))
     ids = activity_ids(record.activity)
     reply = classify_reply(event.text, deps.config.opt_out_words)
+    reply = reply_for(reply, event.keyword, event.opt_out)  # issue #17: a WhatsApp button's payload is the keyword
     if reply.opt_out:
         set_opted_out(deps, record.activity, "contact replied with an opt-out word")
     if not reply.keyword:

@@ -7,10 +7,12 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from shared.app.deps import Deps
+from shared.app.whatsapp_content import MessageContent, content_of
 from shared.domain import template
 from shared.domain.context import activity_from_attributes
 from shared.domain.errors import DataverseError, NotFound, PoisonMessage, TransientError
 from shared.domain.models import ACTIVITY_ENTITY, ActivityRef, Contact
+from shared.domain.whatsapp import RichContent, TemplateProblem
 from shared.log import log_event
 
 ACTIVITY_COLUMNS = {  # Web API column → the message attribute it stands for
@@ -42,8 +44,8 @@ def prefetch_contacts(deps: Deps, activities: Sequence[ActivityRef]) -> Contacts
     select: dict[str, None] = dict.fromkeys([config.contact_phone_column, config.compliance_column])
     try:
         for activity in activities:
-            text = _message_text(deps, activity)
-            select.update(dict.fromkeys(template.contact_columns(text)))
+            text, content = _message(deps, activity)
+            select.update(dict.fromkeys([*template.contact_columns(text), *content.contact_columns]))
         return deps.dataverse.get_rows_in(
             "contact", "contactid", [a.contact_id for a in activities], list(select), formatted=True
         )
@@ -51,10 +53,12 @@ def prefetch_contacts(deps: Deps, activities: Sequence[ActivityRef]) -> Contacts
         return None  # each activity will meet (and settle) the error on its own
 
 
-def _message_text(deps: Deps, activity: ActivityRef) -> str:
+def _message(deps: Deps, activity: ActivityRef) -> tuple[str, MessageContent]:
+    """The body and the WhatsApp template columns, in one (cached) read."""
     body_column = deps.config.message_body_column
+    columns = [body_column, *deps.config.template_columns.select()]
     try:
-        row = deps.dataverse.get_row(activity.entity_type, activity.entity_id, [body_column], cache=True)
+        row = deps.dataverse.get_row(activity.entity_type, activity.entity_id, columns, cache=True)
     except NotFound:
         raise PoisonMessage(
             "message_not_found", f"message row {activity.entity_id} of {activity.entity_type} does not exist"
@@ -69,7 +73,7 @@ def _message_text(deps: Deps, activity: ActivityRef) -> str:
     text = row.get(body_column) or ""
     if not isinstance(text, str):
         raise PoisonMessage("message_column_invalid", f"MESSAGE_BODY_COLUMN '{body_column}' is not a text column")
-    return text
+    return text, content_of(row, deps.config.template_columns)
 
 
 def _contact_row(deps: Deps, activity: ActivityRef, select: list[str], contacts: Contacts | None) -> Mapping[str, Any]:
@@ -92,9 +96,17 @@ def load_message_and_contact(
     deps: Deps, activity: ActivityRef, contacts: Contacts | None = None
 ) -> tuple[str, Contact]:
     """The personalised text and the contact; poison when the message, its column or the contact can't exist."""
+    text, contact, _ = load_message(deps, activity, contacts)
+    return text, contact
+
+
+def load_message(
+    deps: Deps, activity: ActivityRef, contacts: Contacts | None = None
+) -> tuple[str, Contact, RichContent | TemplateProblem | None]:
+    """The personalised text, the contact and the rendered WhatsApp template / media (issue #17)."""
     config = deps.config
-    raw_text = _message_text(deps, activity)
-    columns = template.contact_columns(raw_text)
+    raw_text, content = _message(deps, activity)
+    columns = list(dict.fromkeys([*template.contact_columns(raw_text), *content.contact_columns]))
     select = list(dict.fromkeys([config.contact_phone_column, config.compliance_column, *columns]))
     row = _contact_row(deps, activity, select, contacts)
     values = {c: _display(row, c) for c in columns}
@@ -108,7 +120,7 @@ def load_message_and_contact(
     unknown = template.unknown_placeholders(raw_text)
     if unknown:
         log_event("template.unknown_placeholders", logging.WARNING, count=unknown, **activity_ids(activity))
-    return template.render(raw_text, values), contact
+    return template.render(raw_text, values), contact, content.render(values)
 
 
 def activity_ids(activity: ActivityRef) -> dict[str, str]:

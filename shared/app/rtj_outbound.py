@@ -13,6 +13,7 @@ from typing import Any
 from shared.app.callbacks import json_error
 from shared.app.deps import Deps, RtjDeps
 from shared.app.send import claim, send_claimed, send_request
+from shared.app.whatsapp_rtj import rtj_message
 from shared.domain import rtj_state
 from shared.domain.errors import CallbackRejected
 from shared.domain.models import HttpReply, InboundHttpRequest
@@ -70,12 +71,12 @@ def _send(deps: Deps, rtj: RtjDeps, payload: OutboundPayload) -> HttpReply:
 
     phone = normalize_e164(strip_channel_prefix(payload.to), rtj.config.default_country_code)
     try:
-        text = payload.text()
+        text, content = rtj_message(payload)  # issue #17: WhatsApp template parts next to text
     except InvalidPayload as why:
         return _not_sent(deps, payload, "InvalidMessage", str(why), ids)
     if phone is None:
         return _not_sent(deps, payload, "InvalidRecipient", "To is not an E.164 phone number", ids)
-    if not text.strip():
+    if not text.strip() and (content is None or content.template is None):
         return _not_sent(deps, payload, "InvalidMessage", "the text part is empty", ids)
 
     provider = deps.provider
@@ -83,7 +84,7 @@ def _send(deps: Deps, rtj: RtjDeps, payload: OutboundPayload) -> HttpReply:
     claimed = claim(store, RTJ, record.key, provider=provider.name, lease_until=lease, phone_masked=mask_phone(phone))
     if claimed is None:
         return json_error(409, IN_PROGRESS)
-    send = send_request(record.key, phone, text, rtj.config.callback_url, payload.sender)
+    send = send_request(record.key, phone, text, rtj.config.callback_url, payload.sender, content=content)
     log_event("rtj.send", provider=provider.name, phone=mask_phone(phone), **ids)
     attempt = send_claimed(store, RTJ, provider, record.key, send)
     if attempt.result is not None:

@@ -17,6 +17,7 @@ from typing import Generic, Literal, Protocol, TypeVar
 from shared.domain.errors import SendFailedTransient, SendRejected
 from shared.domain.models import SendRequest, SendResult
 from shared.domain.send import SendMachine
+from shared.domain.whatsapp import RichContent
 from shared.ports import Provider
 from shared.records.store import RecordStore
 
@@ -48,7 +49,9 @@ class Attempt(Generic[S]):
         return error.detail if error is not None else ""
 
 
-def send_request(key: str, to: str, text: str, callback_url: str, sender: str | None = None) -> SendRequest:
+def send_request(
+    key: str, to: str, text: str, callback_url: str, sender: str | None = None, content: RichContent | None = None
+) -> SendRequest:
     """What the provider gets: the record key is the idempotency key and rides on the status callback URL."""
     return SendRequest(
         to=to,
@@ -57,6 +60,7 @@ def send_request(key: str, to: str, text: str, callback_url: str, sender: str | 
         status_callback_url=f"{callback_url}?activity={key}",
         idempotency_key=key,
         sender=sender,
+        content=content,  # WhatsApp template / media (issue #17)
     )
 
 

@@ -15,7 +15,7 @@ from datetime import datetime
 from shared.app.config import Handled, Outcome, handled
 from shared.app.deps import Deps
 from shared.app.links import shorten
-from shared.app.message import Contacts, activity_ids, load_message_and_contact, set_opted_out
+from shared.app.message import Contacts, activity_ids, load_message, set_opted_out
 from shared.app.send import send_claimed, send_request
 from shared.domain import state as machine
 from shared.domain.errors import PoisonMessage, TransientError
@@ -23,6 +23,7 @@ from shared.domain.models import ActivityRef, Contact
 from shared.domain.phone import normalize_e164
 from shared.domain.send import OUTBOUND
 from shared.domain.state import FINAL_SEND_STATES, ActivityState, SendStatus
+from shared.domain.whatsapp import RichContent, TemplateProblem
 from shared.log import log_event, mask_phone
 
 
@@ -36,14 +37,16 @@ class Plan:
     reason: str | None = None
 
 
-def plan_for(deps: Deps, text: str, contact: Contact) -> Plan:
+def plan_for(deps: Deps, text: str, contact: Contact, content: RichContent | TemplateProblem | None = None) -> Plan:
     if contact.opted_out:
         return Plan("suppress", mask_phone(contact.phone))
     phone = normalize_e164(contact.phone, deps.config.default_country_code)
     if phone is None:
         reason = "no phone number" if not contact.phone else "phone number is not E.164-normalisable"
         return Plan("fail", mask_phone(contact.phone), reason=reason)
-    if not text.strip():
+    if isinstance(content, TemplateProblem):  # issue #17: never a template with a hole in it
+        return Plan("fail", mask_phone(phone), reason=str(content))
+    if not text.strip() and (content is None or content.template is None):
         return Plan("fail", mask_phone(phone), reason="message text is empty after personalisation")
     return Plan("send", mask_phone(phone), phone=phone)
 
@@ -67,13 +70,13 @@ def process_activity(deps: Deps, activity: ActivityRef, contacts: Contacts | Non
     """Raises PoisonMessage / TransientError / DataverseError for the caller to settle."""
     store = deps.records.activities
     try:
-        text, contact = load_message_and_contact(deps, activity, contacts)
+        text, contact, content = load_message(deps, activity, contacts)
     except PoisonMessage:
         existing = store.get(activity.row_id)
         if existing is not None and existing.send_status in FINAL_SEND_STATES:
             return _existing(deps, existing)  # already settled: the input going bad since changes nothing
         raise
-    plan = plan_for(deps, text, contact)
+    plan = plan_for(deps, text, contact, content)
     lease_until = deps.clock.now() + deps.config.send_lease
     first = _apply(deps, plan, ActivityState(activity), lease_until)
     if first is None:  # pragma: no cover - a new record is unsent: every plan applies to it
@@ -92,7 +95,7 @@ def process_activity(deps: Deps, activity: ActivityRef, contacts: Contacts | Non
     if plan.action == "fail":
         log_event("activity.not_sent", logging.WARNING, reason=plan.reason, phone=plan.phone_masked, **ids)
         return handled("failed", record, plan.reason)
-    return _send(deps, record, str(plan.phone), text)
+    return _send(deps, record, str(plan.phone), text, None if isinstance(content, TemplateProblem) else content)
 
 
 def _existing(deps: Deps, record: ActivityState) -> Handled:
@@ -124,14 +127,14 @@ def _log_ambiguous(record: ActivityState, reason: str) -> None:
     )
 
 
-def _send(deps: Deps, record: ActivityState, phone: str, text: str) -> Handled:
+def _send(deps: Deps, record: ActivityState, phone: str, text: str, content: RichContent | None = None) -> Handled:
     activity = record.activity
     ids = activity_ids(activity)
     # Index the number before the provider can deliver the text: a reply (a STOP above all) must find this
     # activity even if the worker dies between the provider accepting and our state write.
     deps.records.indexes.index_phone(phone, activity.row_id, deps.clock.now())
     text = shorten(deps, activity.row_id, text)  # link tracking (issue #16): the one rewrite of the rendered text
-    request = send_request(activity.row_id, phone, text, deps.config.callback_url)
+    request = send_request(activity.row_id, phone, text, deps.config.callback_url, content=content)
     provider = deps.provider
     log_event("provider.send", provider=provider.name, phone=mask_phone(phone), attempt=record.send_attempts, **ids)
     attempt = send_claimed(deps.records.activities, OUTBOUND, provider, activity.row_id, request)

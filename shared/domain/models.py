@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Literal
 
+from shared.domain.whatsapp import RichContent
+
 # How callbacks are reported: "queued" (acknowledge at once, report from the callback queue in batches; the
 # settings default) or "inline" (report during the request, queue only what Dataverse cannot take).
 CallbackProcessing = Literal["queued", "inline"]
@@ -72,6 +74,7 @@ class SendRequest:
     status_callback_url: str
     idempotency_key: str  # stable per activity: providers that support repeatability use it
     sender: str | None = None  # overrides the configured sender (real-time journeys: the channel instance)
+    content: RichContent | None = None  # WhatsApp template and/or media (issue #17); None: the body only
 
 
 @dataclass(frozen=True)
@@ -110,6 +113,8 @@ class InboundEvent:
     recipient: str  # our number
     text: str
     event_id: str | None = None
+    keyword: str | None = None  # a WhatsApp button / list reply: its payload, as TriggerKeyword (issue #17)
+    opt_out: bool = False  # the provider recognised an opt-out button payload (WHATSAPP_OPT_OUT_PAYLOADS)
 
 
 ProviderEvent = StatusEvent | InboundEvent

@@ -9,6 +9,7 @@ Callbacks: status callbacks and the "A message comes in" webhook arrive on the s
 
 from __future__ import annotations
 
+import re
 from urllib.parse import parse_qsl
 
 import requests
@@ -26,6 +27,7 @@ from shared.domain.models import (
     StatusKind,
 )
 from shared.domain.phone import as_whatsapp, is_whatsapp
+from shared.domain.whatsapp import TemplateMessage, button_keyword, is_opt_out_payload, parse_opt_out_payloads
 from shared.log import scrub
 from shared.providers import twilio_signature
 
@@ -54,6 +56,8 @@ RECIPIENT_ERRORS = {
     "63024": "WhatsApp: invalid recipient",
 }
 OPTED_OUT_CODE = "21610"
+_CONTENT_SID = re.compile(r"^HX[0-9a-fA-F]{32}$")
+DEFAULT_OPT_OUT_PAYLOADS = parse_opt_out_payloads("stop,unsubscribe")
 
 
 def _is_connect_failure(exc: requests.RequestException) -> bool:
@@ -61,6 +65,19 @@ def _is_connect_failure(exc: requests.RequestException) -> bool:
         return True
     text = repr(exc)
     return "NewConnectionError" in text or "Failed to establish a new connection" in text
+
+
+def _content(request: SendRequest) -> dict[str, str]:
+    """Body (and MediaUrl), or an approved WhatsApp template: ContentSid + ContentVariables (issue #17)."""
+    content = request.content
+    template: TemplateMessage | None = content.template if content else None
+    if template is None:
+        media = {"MediaUrl": content.media_url} if content and content.media_url else {}
+        return {"Body": request.body, **media}
+    if not _CONTENT_SID.match(template.name):
+        raise SendRejected("template", "the template is not a Twilio Content SID (HX followed by 32 hex characters)")
+    variables = {"ContentVariables": template.variables_json()} if template.variables else {}
+    return {"ContentSid": template.name, **variables}
 
 
 class TwilioProvider:
@@ -77,6 +94,7 @@ class TwilioProvider:
         callback_url: str,
         session: requests.Session,
         timeout: float = 10.0,
+        opt_out_payloads: frozenset[str] = DEFAULT_OPT_OUT_PAYLOADS,
     ) -> None:
         self._sid = account_sid
         self._token = auth_token
@@ -86,6 +104,7 @@ class TwilioProvider:
         self._callback_url = callback_url
         self._session = session
         self._timeout = timeout
+        self._opt_out_payloads = opt_out_payloads
 
     # --- send --------------------------------------------------------------------------------------
     def send(self, request: SendRequest) -> SendResult:
@@ -93,7 +112,7 @@ class TwilioProvider:
         sender = request.sender or self._from
         if is_whatsapp(sender):
             to = as_whatsapp(to)  # a WhatsApp sender writes to the contact's WhatsApp address
-        form = {"To": to, "Body": request.body, "StatusCallback": request.status_callback_url}
+        form = {"To": to, "StatusCallback": request.status_callback_url, **_content(request)}
         if request.sender or not self._service:
             form["From"] = sender or ""
         else:
@@ -170,6 +189,7 @@ class TwilioProvider:
                     raw_status=status,
                     activity_hint=request.query.get("activity"),
                     error_code=form.get("ErrorCode") or None,
+                    detail=RECIPIENT_ERRORS.get(form.get("ErrorCode") or ""),  # e.g. 63016: outside the window
                     event_id=f"{sid}:{status}",
                 )
             )
@@ -177,9 +197,16 @@ class TwilioProvider:
             sender, recipient = form.get("From"), form.get("To")
             if not sender or not recipient or "Body" not in form:
                 raise CallbackRejected(400, "inbound message needs From, To and Body")
+            payload = form.get("ButtonPayload")  # a WhatsApp quick-reply button tap (issue #17)
             events.append(
                 InboundEvent(
-                    provider_message_id=sid, sender=sender, recipient=recipient, text=form["Body"], event_id=sid
+                    provider_message_id=sid,
+                    sender=sender,
+                    recipient=recipient,
+                    text=form["Body"],
+                    event_id=sid,
+                    keyword=button_keyword(payload) if payload else None,
+                    opt_out=bool(payload) and is_opt_out_payload(str(payload), self._opt_out_payloads),
                 )
             )
         return ProviderCallback(events=events, reply=HttpReply(200, EMPTY_TWIML, "text/xml"))

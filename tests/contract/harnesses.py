@@ -16,6 +16,7 @@ import requests
 
 from devtools.emulators.acs import AcsEmulator
 from devtools.emulators.twilio import TwilioEmulator, twilio_signature
+from devtools.emulators.whatsapp import WhatsAppEmulator
 from shared.domain.models import InboundHttpRequest
 from shared.ports import Provider
 
@@ -208,4 +209,65 @@ class AcsHarness:
         return self._post(f"{callback_url}?secret=not-the-secret-{'x' * 20}", [event])
 
 
-HARNESSES: dict[str, type[TwilioHarness] | type[AcsHarness]] = {"twilio": TwilioHarness, "acs": AcsHarness}
+class WhatsAppHarness:
+    """Meta's WhatsApp Cloud API (issue #17): JSON sends with a bearer token, webhooks signed X-Hub-Signature-256."""
+
+    name = "whatsapp"
+    app_secret: ClassVar[str] = "contract-whatsapp-app-secret-0123"
+
+    def start(self) -> None:
+        self.emulator = WhatsAppEmulator(app_secret=self.app_secret)
+
+    def stop(self) -> None:
+        self.emulator.stop()
+
+    def provider(self, callback_url: str) -> Provider:
+        from shared.providers.whatsapp import WhatsAppProvider
+
+        return WhatsAppProvider(
+            phone_number_id=self.emulator.phone_number_id,
+            access_token=self.emulator.access_token,
+            app_secret=self.app_secret,
+            verify_token="contract-verify-token-0123",
+            api_base_url=self.emulator.api_base_url,
+            session=requests.Session(),
+            opt_out_payloads=frozenset({"stop"}),
+            timeout=2.0,
+        )
+
+    def sent(self) -> list[Sent]:
+        return [Sent(m.id, "+" + m.to, m.text) for m in self.emulator.messages]
+
+    def reject(self, number: str) -> None:
+        self.emulator.reject(number, 131030, "Recipient phone number not in allowed list")
+
+    def fail_sends(self) -> None:
+        body = {"error": {"message": "Service temporarily unavailable", "type": "OAuthException", "code": 2}}
+        self.emulator.inject("POST", r"/messages$", status=503, body=body, times=None)
+
+    def heal(self) -> None:
+        self.emulator.clear_faults()
+
+    def _post(self, url: str, payload: dict[str, object], secret: str) -> InboundHttpRequest:
+        body = json.dumps(payload).encode()
+        return _request(url, body, self.emulator.signed_headers(body, secret))
+
+    def status_request(self, callback_url: str, sent: Sent, row_id: str, *, delivered: bool) -> InboundHttpRequest:
+        message = next(m for m in self.emulator.messages if m.id == sent.provider_message_id)
+        payload = self.emulator.status_payload(message, "delivered" if delivered else "failed")
+        return self._post(callback_url, payload, self.app_secret)
+
+    def inbound_request(self, callback_url: str, sender: str, text: str) -> InboundHttpRequest:
+        message_id = "wamid.contract-" + ("stop" if text.upper() == "STOP" else "reply")
+        return self._post(callback_url, self.emulator.text_payload(sender, text, message_id), self.app_secret)
+
+    def forged_request(self, callback_url: str, sent: Sent, row_id: str) -> InboundHttpRequest:
+        message = next(m for m in self.emulator.messages if m.id == sent.provider_message_id)
+        return self._post(callback_url, self.emulator.status_payload(message, "delivered"), "not-the-app-secret")
+
+
+HARNESSES: dict[str, type[TwilioHarness] | type[AcsHarness] | type[WhatsAppHarness]] = {
+    "twilio": TwilioHarness,
+    "acs": AcsHarness,
+    "whatsapp": WhatsAppHarness,
+}

@@ -21,6 +21,7 @@ ROOT = Path(__file__).resolve().parents[2]
         ("devtools.emulators.twilio", "/2010-04-01/Accounts/AC1/Messages.json", 401),  # no basic auth
         ("devtools.emulators.acs", "/sms?api-version=2021-03-07", 401),  # no HMAC / bearer
         ("devtools.emulators.loopback_provider", "/messages", 401),  # no bearer key
+        ("devtools.emulators.whatsapp", "/v21.0/106540352242922/messages", 401),  # no bearer token (issue #17)
     ],
 )
 def test_command_line_prints_url_serves_and_stops_on_interrupt(module: str, path: str, expected: int) -> None:

@@ -55,6 +55,7 @@ from shared.records.codecs import ACTIVITIES
 from shared.records.store import RecordStore
 from shared.service import ChannelService
 from tests.fakes import config as channel_config
+from tests.fault import cloud_api
 from tests.helpers import MESSAGE_ID, MESSAGE_TABLE, activity_message, fixture_bytes
 
 TWILIO_SID = "AC" + "f" * 32
@@ -171,8 +172,10 @@ class Simulation:
         instances: int = 3,
         batch_size: int = 16,
         callback_processing: str = "queued",
+        provider: str = "twilio",  # or "whatsapp": Meta's Cloud API (tests/fault/cloud_api.py, issue #17)
     ) -> None:
         self.n = n
+        self.provider_name = provider
         self.seed = seed
         self.rates = rates or Rates()
         self.rng = random.Random(seed)
@@ -223,7 +226,8 @@ class Simulation:
             pacer=Pacer(clock=self._timestamp, sleep=self.idle),
             clock=self._timestamp,
         )
-        provider = TwilioProvider(
+        provider: Any = cloud_api.provider(self) if self.provider_name == "whatsapp" else None
+        provider = provider or TwilioProvider(
             account_sid=TWILIO_SID,
             auth_token=TWILIO_TOKEN,
             sender=SENDER,
@@ -235,7 +239,7 @@ class Simulation:
         )
         deps = build_deps(
             channel_config(
-                provider_name="twilio",
+                provider_name=self.provider_name,
                 callback_url=CALLBACK_URL,
                 max_attempts=8,
                 retry_base_seconds=30.0,
@@ -497,12 +501,14 @@ class Simulation:
             body=urlencode(params).encode(),
             raw_query=query,
         )
+        if self.provider_name == "whatsapp":  # the same callback as a signed Cloud API webhook
+            request = cloud_api.webhook_request(params, url)
         self.counters["callback requests"] += 1
         status = 0
         instance = self._pick_instance()
         try:
             with self._invocation("callback"):
-                status = self.instances[instance].handle_callback("twilio", request).status
+                status = self.instances[instance].handle_callback(self.provider_name, request).status
         except Crash:
             self._crashed(instance)
         except Exception:  # noqa: BLE001 - the host answers 500

@@ -19,9 +19,11 @@ N = int(os.environ.get("FAULT_N", "300"))
 WIRE_N = int(os.environ.get("FAULT_WIRE_N", "20"))
 
 
-@pytest.mark.parametrize("callback_processing", ["queued", "inline"])
-def test_fault_run_in_memory(callback_processing: str) -> None:
-    result = Simulation(N, seed=1, callback_processing=callback_processing).run()
+@pytest.mark.parametrize(
+    ("callback_processing", "provider"), [("queued", "twilio"), ("inline", "twilio"), ("queued", "whatsapp")]
+)
+def test_fault_run_in_memory(callback_processing: str, provider: str) -> None:
+    result = Simulation(N, seed=1, callback_processing=callback_processing, provider=provider).run()
     print(format_table(result))
     assert result["duplicate sends"] == 0
     assert result["lost activities"] == 0, result["lost activity samples"]

@@ -16,18 +16,22 @@ from shared.app.deps import build_deps
 from shared.providers.acs import AcsProvider
 from shared.providers.loopback import LoopbackProvider
 from shared.providers.twilio import TwilioProvider
+from shared.providers.whatsapp import WhatsAppProvider
 from shared.service import ChannelService
 from tests.fakes import FakeClock, FakeDataverse, config
 from tests.helpers import CONTACT_ID, MESSAGE_ID, MESSAGE_TABLE
 
-TARGETS = 10  # test_fuzz_context.py: 4; test_fuzz_callbacks.py: 2 + one per provider module (twilio, loopback, acs);
-# test_fuzz_links.py: 1
+TARGETS = 13  # test_fuzz_context.py: 4; test_fuzz_callbacks.py: 2 + one per provider module (twilio, loopback, acs,
+# whatsapp); test_fuzz_links.py: 1; test_fuzz_whatsapp.py: 2
 _TOTAL = os.environ.get("FUZZ_EXAMPLES")
 EXAMPLES = -(-int(_TOTAL) // TARGETS) if _TOTAL else 300
 TWILIO_SID = "AC" + "a" * 32
 TWILIO_TOKEN = "fuzz-twilio-token"
 LOOPBACK_KEY = "fuzz-loopback-key"
 ACS_SECRET = "fuzz-eventgrid-secret-0123456789"
+WHATSAPP_SECRET = "fuzz-whatsapp-app-secret-0123456789"
+WHATSAPP_VERIFY = "fuzz-whatsapp-verify-token"
+WHATSAPP_PHONE_ID = "106540352242922"
 BASE = "https://fuzz.example.net/api/callbacks"
 
 FUZZ = settings(
@@ -63,6 +67,15 @@ def providers() -> dict[str, object]:
             eventgrid_secret=ACS_SECRET,
             access_key="ZnV6ei1rZXk=",
             session=session,
+        ),
+        "whatsapp": WhatsAppProvider(
+            phone_number_id=WHATSAPP_PHONE_ID,
+            access_token="fuzz-access-token",
+            app_secret=WHATSAPP_SECRET,
+            verify_token=WHATSAPP_VERIFY,
+            api_base_url="http://127.0.0.1:9/v21.0",
+            session=session,
+            opt_out_payloads=frozenset({"stop"}),
         ),
     }
 

@@ -20,12 +20,22 @@ from hypothesis import strategies as st
 
 import shared.providers
 from devtools.emulators.twilio import twilio_signature
+from devtools.emulators.whatsapp import hub_signature
 from devtools.host import LocalHost
 from shared.domain.errors import CallbackRejected
 from shared.domain.models import InboundHttpRequest
 from shared.providers.loopback import sign as loopback_sign
 from shared.service import ChannelService
-from tests.fuzz.conftest import ACS_SECRET, BASE, FUZZ, LOOPBACK_KEY, TWILIO_SID, TWILIO_TOKEN, providers
+from tests.fuzz.conftest import (
+    ACS_SECRET,
+    BASE,
+    FUZZ,
+    LOOPBACK_KEY,
+    TWILIO_SID,
+    TWILIO_TOKEN,
+    WHATSAPP_SECRET,
+    providers,
+)
 
 FIELDS = [
     "MessageSid",
@@ -170,6 +180,8 @@ def _authentic(name: str, body: bytes, query: str) -> tuple[str, dict[str, str]]
     if name == "acs":
         sep = "&" if query else "?"
         return f"{url}{sep}secret={ACS_SECRET}", {"content-type": "application/json", "aeg-event-type": "Notification"}
+    if name == "whatsapp":
+        return url, {"content-type": "application/json", "x-hub-signature-256": hub_signature(WHATSAPP_SECRET, body)}
     return url, {"content-type": "application/json"}
 
 

@@ -44,6 +44,11 @@ def test_callbacks_route() -> None:
     assert trigger.auth_level == func.AuthLevel.ANONYMOUS  # providers authenticate their own requests
 
 
+def test_callbacks_route_answers_get_for_the_whatsapp_handshake() -> None:
+    trigger = functions()["callbacks"].get_trigger()
+    assert {getattr(m, "value", str(m)).upper() for m in trigger.methods} == {"POST", "OPTIONS", "GET"}
+
+
 def test_rtj_route() -> None:
     trigger = functions()["rtj_outbound"].get_trigger()
     assert trigger.route == "rtj/outbound"

@@ -210,17 +210,26 @@ def test_quick_view_form_goes_into_the_tile_when_it_exists(org: DataverseEmulato
     assert "no quick view form" not in out
 
 
+def assert_snapshot(path: Path, text: str) -> None:
+    """``text`` equals the snapshot file (``UPDATE_SNAPSHOTS=1`` rewrites it)."""
+    if os.environ.get("UPDATE_SNAPSHOTS"):
+        path.write_text(text, encoding="utf-8")
+    assert text == path.read_text(encoding="utf-8")
+
+
+def dry_run_text(out: str, url: str) -> str:
+    """A dry run's output without what differs between runs (the emulator's URL, the org's message ids)."""
+    normalised = out.replace(url, "{DATAVERSE_URL}")
+    normalised = re.sub(rf"_sdkmessageid_value eq {GUID}", "_sdkmessageid_value eq {CREATE_MESSAGE_ID}", normalised)
+    normalised = re.sub(rf"sdkmessages\({GUID}\)", "sdkmessages({CREATE_MESSAGE_ID})", normalised)
+    return re.sub(rf"sdkmessagefilters\({GUID}\)", "sdkmessagefilters({FILTER_ID})", normalised)
+
+
 def test_dry_run_prints_the_full_sequence_and_writes_nothing(org: DataverseEmulator, run: Run) -> None:
     code, out = run("--key-vault", "kv-contoso", "--secret-name", "dataverse-sb", "--dry-run")
     assert code == 0, out
     assert writes(org) == []
-    normalised = out.replace(org.url, "{DATAVERSE_URL}")
-    normalised = re.sub(rf"_sdkmessageid_value eq {GUID}", "_sdkmessageid_value eq {CREATE_MESSAGE_ID}", normalised)
-    normalised = re.sub(rf"sdkmessages\({GUID}\)", "sdkmessages({CREATE_MESSAGE_ID})", normalised)
-    normalised = re.sub(rf"sdkmessagefilters\({GUID}\)", "sdkmessagefilters({FILTER_ID})", normalised)
-    if os.environ.get("UPDATE_SNAPSHOTS"):
-        SNAPSHOT.write_text(normalised, encoding="utf-8")
-    assert normalised == SNAPSHOT.read_text(encoding="utf-8")
+    assert_snapshot(SNAPSHOT, dry_run_text(out, org.url))
     assert f'"saskey": "{MASK}"' in out
 
 

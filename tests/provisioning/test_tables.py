@@ -21,7 +21,7 @@ from .conftest import ENTRA, PLUGIN_TYPE_ID, RELAY_URL, RTJ_ARGS, SAS_KEY, RunRe
 TEXT_TYPES = {"String", "Memo"}
 # Tables provisioning writes that the shared reference data does not hold (yet): their limits come from Microsoft's
 # table reference pages (powerapps-docs reference/entities/managedidentity.md, pluginassembly.md) by hand.
-NOT_IN_REFERENCE_DATA = {"managedidentity", "pluginassembly"}
+NOT_IN_REFERENCE_DATA = {"managedidentity", "pluginassembly", "systemform"}
 
 
 @cache
@@ -122,10 +122,19 @@ def _entity_sets() -> dict[str, str]:
 def test_every_row_a_full_run_writes_fits_the_column_table_and_microsofts_metadata(
     rtj_org: DataverseEmulator, run: Run
 ) -> None:
-    """Outbound + RTJ (entra, then secret) + application user: every written column is known, writable and fits."""
+    """Outbound + RTJ (entra, then secret) + application user: every written column is known, writable and fits.
+    The first run adds --whatsapp (template columns, the main form, template message parts on a custom channel)."""
     assert set(_entity_sets()) == set(COLUMNS)
     code, out = run(
-        "--sas-key", SAS_KEY, "--rtj", "--relay-url", RELAY_URL, *ENTRA, "--create-app-user", PLUGIN_TYPE_ID
+        "--sas-key",
+        SAS_KEY,
+        "--rtj",
+        "--relay-url",
+        RELAY_URL,
+        *ENTRA,
+        "--create-app-user",
+        PLUGIN_TYPE_ID,
+        "--whatsapp",
     )
     assert code == 0, out
     code, out = run("--rtj", "--relay-secret", "s3cr3t-value-that-is-long-enough-0123", base=RTJ_ARGS)

@@ -78,7 +78,7 @@ SYSTEM_TABLES: dict[str, tuple[str, str, tuple[str, ...]]] = {
         ),
     ),
     "savedquery": ("savedqueries", "savedqueryid", ("name", "returnedtypecode", "querytype", "isdefault")),
-    "systemform": ("systemforms", "formid", ("name", "objecttypecode", "type")),
+    "systemform": ("systemforms", "formid", ("name", "objecttypecode", "type", "formxml")),
     "businessunit": ("businessunits", "businessunitid", ("name", "_parentbusinessunitid_value")),
     "systemuser": (
         "systemusers",
@@ -86,6 +86,13 @@ SYSTEM_TABLES: dict[str, tuple[str, str, tuple[str, ...]]] = {
         ("applicationid", "fullname", "domainname", "isdisabled", "_businessunitid_value"),
     ),
 }
+# The form XML of a new table's main form: one tab with the primary name column (what Dataverse creates, trimmed).
+MAIN_FORM_XML = (
+    '<form><tabs><tab name="general" verticallayout="true" id="{a1b2c3d4-0000-4000-8000-000000000001}">'
+    '<columns><column width="100%"><sections><section name="general_section" id="{a1b2c3d4-0000-4000-8000-'
+    '000000000002}"><rows><row><cell id="{a1b2c3d4-0000-4000-8000-000000000003}"><control id="name" '
+    'datafieldname="name" /></cell></row></rows></section></sections></column></columns></tab></tabs></form>'
+)
 NAVIGATIONS: dict[str, dict[str, str]] = {
     "solution": {"publisherid": "_publisherid_value"},
     "sdkmessagefilter": {"sdkmessageid": "_sdkmessageid_value"},
@@ -285,7 +292,8 @@ def _org_side_effects(emu: DataverseEmulator, ent: Entity, body: dict[str, Any])
                 {"name": name, "returnedtypecode": ent.logical_name, "querytype": query_type, "isdefault": True},
             )
     if "systemform" in store.entities:
-        store.insert("systemform", {"name": "Information", "objecttypecode": ent.logical_name, "type": 2})
+        main_form = {"name": "Information", "objecttypecode": ent.logical_name, "type": 2, "formxml": MAIN_FORM_XML}
+        store.insert("systemform", main_form)
     if "privilege" in store.entities:  # prv<Access><SchemaName>
         for access in _TABLE_PRIVILEGES:
             store.insert("privilege", {"name": f"prv{access}{ent.schema_name}", "accessright": access})
