@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 
+from shared.app.policy import SendingPolicy
 from shared.domain.models import CallbackProcessing
 from shared.domain.rtj_state import RtjState
 from shared.domain.state import ActivityState
@@ -30,6 +31,7 @@ class ChannelConfig:
     send_lease: timedelta
     callback_processing: CallbackProcessing  # no default: the settings (default "queued") decide
     send_concurrency: int = 8
+    policy: SendingPolicy = field(default_factory=SendingPolicy)  # quiet hours, segments, the shared rate (issue #14)
 
 
 @dataclass(frozen=True)

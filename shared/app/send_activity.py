@@ -15,6 +15,7 @@ from datetime import datetime
 from shared.app.config import Handled, Outcome, handled
 from shared.app.deps import Deps
 from shared.app.message import Contacts, activity_ids, load_message_and_contact, set_opted_out
+from shared.app.policy import before_send, prepare_text, segment_fields
 from shared.app.send import send_claimed, send_request
 from shared.domain import state as machine
 from shared.domain.errors import PoisonMessage, TransientError
@@ -73,6 +74,12 @@ def process_activity(deps: Deps, activity: ActivityRef, contacts: Contacts | Non
             return _existing(deps, existing)  # already settled: the input going bad since changes nothing
         raise
     plan = plan_for(deps, text, contact)
+    if plan.action == "send":  # sending policy (issue #14): quiet hours / a spent rate defer, segments may fail
+        now, ids = deps.clock.now(), activity_ids(activity)
+        prepared = before_send(deps.config.policy, now, activity.row_id, contact.zone, text, ids)
+        text = prepared.text
+        if prepared.too_long:
+            plan = Plan("fail", plan.phone_masked, reason=prepared.too_long)
     lease_until = deps.clock.now() + deps.config.send_lease
     first = _apply(deps, plan, ActivityState(activity), lease_until)
     assert first is not None  # a new record is unsent: every plan applies
@@ -130,7 +137,15 @@ def _send(deps: Deps, record: ActivityState, phone: str, text: str) -> Handled:
     deps.records.indexes.index_phone(phone, activity.row_id, deps.clock.now())
     request = send_request(activity.row_id, phone, text, deps.config.callback_url)
     provider = deps.provider
-    log_event("provider.send", provider=provider.name, phone=mask_phone(phone), attempt=record.send_attempts, **ids)
+    segments = segment_fields(prepare_text(deps.config.policy, text))  # encoding and segments, logged per send
+    log_event(
+        "provider.send",
+        provider=provider.name,
+        phone=mask_phone(phone),
+        attempt=record.send_attempts,
+        **segments,
+        **ids,
+    )
     attempt = send_claimed(deps.records.activities, OUTBOUND, provider, activity.row_id, request)
     record = attempt.record
     if attempt.result is not None:
