@@ -5,7 +5,8 @@ The budget is one entity per sender (``PartitionKey`` ``rate-<sha256(provider:se
 ``start = max(now, next_at)`` and writes ``next_at = start + 1/limit`` with the ETag it read; a conflict re-reads.
 Slots are evenly spaced, so the provider never sees a burst, whatever the number of instances. A slot more than
 ``horizon`` seconds ahead is not taken: the message is deferred (scheduled on the queue), never spun or failed.
-Because ``next_at`` only grows, a cached copy that already says "over budget" is conclusive (no read needed).
+Because ``next_at`` only grows, a cached copy that already says "over budget" is conclusive (no read needed);
+the outbound path checks it before its first state write, so a deferred activity usually costs no write at all.
 Within a process one lock serialises reservations, so only one request per instance contends on the entity.
 """
 
@@ -73,10 +74,11 @@ class SharedRate:
         return OverBudget(datetime.fromtimestamp(now + later, UTC))
 
     def check(self) -> OverBudget | None:
-        """Over budget right now, judging by the last copy seen (no I/O): the caller may defer early."""
+        """Over budget right now, judging by the last copy seen (read once if none): the caller may defer early."""
         with self._lock:
-            cached = self._cached
-        return None if cached is None else self._over(cached[0], self._wall())
+            if self._cached is None:
+                self._cached = self._read()
+            return self._over(self._cached[0], self._wall())
 
     def reserve(self) -> float:
         with self._lock:

@@ -1,0 +1,173 @@
+"""Shared send rate benchmark: K app processes, one sender limit, against the loopback gateway (issue #14).
+
+    python -m bench.shared_rate                     # K = 4, limit 20/s, N = 600 (about 35 s)
+    python -m bench.shared_rate --k 4 --limit 20 --n 1200
+
+One process serves the Dataverse emulator and the loopback gateway (which answers 429 beyond limit + 5 % in any
+trailing second, like a carrier-limited long code, and records when each message arrived); Azurite holds the state
+table, the budget entity included. K worker processes each run the real function app (``devtools.host.LocalHost``)
+with ``PROVIDER_MAX_PER_SECOND=<limit>``: each gets N/K activities in batches of 50 and pumps its own queue
+(scheduled copies honour their time, as Service Bus does). Prints and writes ``bench/results/shared-rate.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import time
+import uuid
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+from bench.throughput import ITERATION_ID, JOURNEY_ID, KEY, MESSAGE_ID, MESSAGE_TABLE, ROOT, TOKEN, contact_id
+
+
+def servers_main(conn: Connection, n: int, limit: float) -> None:
+    from devtools.emulators.dataverse import DataverseEmulator
+    from devtools.emulators.loopback_provider import LoopbackGateway
+
+    dataverse = DataverseEmulator(token=TOKEN)
+    dataverse.add_entity(MESSAGE_TABLE, "cr123_smsmessages", "cr123_smsmessageid")
+    dataverse.add_row(MESSAGE_TABLE, MESSAGE_ID, {"cr123_body": "Hi {{contact.firstname}}, your offer is ready."})
+    dataverse.add_entity("contact", "contacts", "contactid")
+    dataverse.add_columns("contact", ["firstname", "mobilephone", "donotphone"])
+    for i in range(n):
+        dataverse.add_row("contact", contact_id(i), {"firstname": f"C{i}", "mobilephone": f"+1415{i:07d}"})
+    gateway = LoopbackGateway(key=KEY, auto_deliver=False, rate_limit=limit * 1.05).start()
+    conn.send({"dataverse": dataverse.url, "gateway": gateway.url})
+    conn.recv()  # "stats"
+    conn.send(
+        {
+            "arrivals": sorted(m.received_at for m in gateway.messages),
+            "numbers": [m.to for m in gateway.messages],
+            "rejected_for_rate": gateway.rejected_for_rate,
+            "sent_interactions": sum(1 for i in dataverse.interactions if "sent" in json.dumps(i).lower()),
+        }
+    )
+    conn.recv()
+
+
+def worker_main(index: int, env: dict[str, str], first: int, count: int, done: Any) -> None:
+    import logging
+    import os
+
+    from devtools.host import LocalHost
+    from devtools.messages import ActivitySpec, activity_message
+    from shared import bootstrap
+    from shared.settings import load_settings
+
+    logging.getLogger("channel").setLevel(logging.ERROR)
+    host = LocalHost()
+    host.environ.update(env)
+    os.environ.update(env)
+    bootstrap.install(bootstrap.build_service(load_settings(env), queue=host.queue))
+    batch: list[tuple[bytes, str | None, dict[str, Any], str]] = []
+    for i in range(first, first + count):
+        body, props = activity_message(ActivitySpec(contact_id(i), JOURNEY_ID, ITERATION_ID, MESSAGE_TABLE, MESSAGE_ID))
+        batch.append((body, "application/json", props, uuid.uuid4().hex))
+        if len(batch) == 50 or i == first + count - 1:
+            host.deliver_batch("activities", batch)
+            batch = []
+            host.pump(honour_schedule=True, batch_size=50)
+    while host.queue.messages:  # deferred copies come back when they are due
+        if host.pump(honour_schedule=True, batch_size=50) == 0:
+            time.sleep(0.05)
+    done.put(index)
+
+
+def windows(arrivals: list[float]) -> int:
+    """The most arrivals in any 1-second window [t, t + 1)."""
+    best, j = 0, 0
+    for i, start in enumerate(arrivals):
+        while j < len(arrivals) and arrivals[j] < start + 1.0:
+            j += 1
+        best = max(best, j - i)
+    return best
+
+
+def run(k: int, limit: float, n: int) -> dict[str, Any]:
+    from devtools import azurite
+
+    ctx = mp.get_context("fork")
+    parent, child = ctx.Pipe()
+    servers = ctx.Process(target=servers_main, args=(child, n, limit), daemon=True)
+    servers.start()
+    urls = parent.recv()
+    storage = azurite.start()
+    env = {
+        "DATAVERSE_URL": urls["dataverse"],
+        "DATAVERSE_STATIC_TOKEN": TOKEN,
+        "AzureWebJobsStorage": storage.connection_string,
+        "STATE_TABLE_NAME": f"rate{uuid.uuid4().hex[:8]}",
+        "ServiceBusConnection": "Endpoint=sb://bench.invalid/;SharedAccessKeyName=b;SharedAccessKey=b",
+        "ACTIVITY_QUEUE_NAME": "activities",
+        "CALLBACK_QUEUE_NAME": "callbacks",
+        "POISON_QUEUE_NAME": "activities-poison",
+        "CHANNEL_PROVIDER": "loopback",
+        "LOOPBACK_PROVIDER_URL": urls["gateway"],
+        "LOOPBACK_SIGNING_KEY": KEY,
+        "CALLBACK_BASE_URL": "http://127.0.0.1:9",
+        "MESSAGE_BODY_COLUMN": "cr123_body",
+        "PROVIDER_MAX_PER_SECOND": str(limit),
+        "SEND_CONCURRENCY": "8",
+    }
+    done: Any = ctx.Queue()
+    share = [n // k + (1 if i < n % k else 0) for i in range(k)]
+    started = time.time()
+    workers = [
+        ctx.Process(target=worker_main, args=(i, env, sum(share[:i]), share[i], done), daemon=True) for i in range(k)
+    ]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join(timeout=max(60.0, 4 * n / limit))
+    parent.send("stats")
+    stats = parent.recv()
+    parent.send("stop")
+    storage.stop()
+    arrivals: list[float] = stats["arrivals"]
+    numbers: list[str] = stats["numbers"]
+    span = arrivals[-1] - arrivals[0] if len(arrivals) > 1 else 0.0
+    return {
+        "k": k,
+        "limit_per_second": limit,
+        "n": n,
+        "wall_seconds": round(time.time() - started, 1),
+        "provider_messages": len(arrivals),
+        "max_in_any_1s_window": windows(arrivals),
+        "allowed_per_1s_window": limit * 1.05,
+        "utilisation": round((len(arrivals) - 1) / (span * limit), 3) if span else 0.0,
+        "rejected_for_rate": stats["rejected_for_rate"],
+        "lost": n - len(set(numbers)),
+        "duplicates": len(numbers) - len(set(numbers)),
+        "sent_interactions": stats["sent_interactions"],
+        "workers_finished": sum(1 for w in workers if w.exitcode == 0),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.shared_rate", description=__doc__)
+    parser.add_argument("--k", type=int, default=4, help="app processes (default 4)")
+    parser.add_argument("--limit", type=float, default=20.0, help="PROVIDER_MAX_PER_SECOND (default 20)")
+    parser.add_argument("--n", type=int, default=600, help="activities (default 600)")
+    parser.add_argument("--out", default=str(ROOT / "bench" / "results"))
+    args = parser.parse_args(argv)
+    result = run(args.k, args.limit, args.n)
+    print(json.dumps(result, indent=2))
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "shared-rate.json").write_text(json.dumps(result, indent=2) + "\n")
+    ok = (
+        result["max_in_any_1s_window"] <= result["allowed_per_1s_window"]
+        and result["utilisation"] >= 0.9
+        and result["rejected_for_rate"] == 0
+        and result["lost"] == 0
+        and result["duplicates"] == 0
+    )
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
