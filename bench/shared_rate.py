@@ -3,7 +3,7 @@
     python -m bench.shared_rate                     # K = 4, limit 20/s, N = 600 (about 35 s)
     python -m bench.shared_rate --k 4 --limit 20 --n 1200
 
-One process serves the Dataverse emulator and the loopback gateway (which answers 429 beyond limit + 5 % in any
+One process serves the Dataverse emulator, another the loopback gateway (which answers 429 beyond limit + 5 % in any
 trailing second, like a carrier-limited long code, and records when each message arrived); Azurite holds the state
 table, the budget entity included. K worker processes each run the real function app (``devtools.host.LocalHost``)
 with ``PROVIDER_MAX_PER_SECOND=<limit>``: each gets N/K activities in batches of 50 and pumps its own queue
@@ -24,9 +24,25 @@ from typing import Any
 from bench.throughput import ITERATION_ID, JOURNEY_ID, KEY, MESSAGE_ID, MESSAGE_TABLE, ROOT, TOKEN, contact_id
 
 
-def servers_main(conn: Connection, n: int, limit: float) -> None:
-    from devtools.emulators.dataverse import DataverseEmulator
+def gateway_main(conn: Connection, limit: float) -> None:
+    """The SMS gateway in its own process (a provider does not share a CPU with Dataverse)."""
     from devtools.emulators.loopback_provider import LoopbackGateway
+
+    gateway = LoopbackGateway(key=KEY, auto_deliver=False, rate_limit=limit * 1.05).start()
+    conn.send(gateway.url)
+    conn.recv()  # "stats"
+    conn.send(
+        {
+            "arrivals": sorted(m.received_at for m in gateway.messages),
+            "numbers": [m.to for m in gateway.messages],
+            "rejected_for_rate": gateway.rejected_for_rate,
+        }
+    )
+    conn.recv()
+
+
+def dataverse_main(conn: Connection, n: int) -> None:
+    from devtools.emulators.dataverse import DataverseEmulator
 
     dataverse = DataverseEmulator(token=TOKEN)
     dataverse.add_entity(MESSAGE_TABLE, "cr123_smsmessages", "cr123_smsmessageid")
@@ -35,17 +51,9 @@ def servers_main(conn: Connection, n: int, limit: float) -> None:
     dataverse.add_columns("contact", ["firstname", "mobilephone", "donotphone"])
     for i in range(n):
         dataverse.add_row("contact", contact_id(i), {"firstname": f"C{i}", "mobilephone": f"+1415{i:07d}"})
-    gateway = LoopbackGateway(key=KEY, auto_deliver=False, rate_limit=limit * 1.05).start()
-    conn.send({"dataverse": dataverse.url, "gateway": gateway.url})
+    conn.send(dataverse.url)
     conn.recv()  # "stats"
-    conn.send(
-        {
-            "arrivals": sorted(m.received_at for m in gateway.messages),
-            "numbers": [m.to for m in gateway.messages],
-            "rejected_for_rate": gateway.rejected_for_rate,
-            "sent_interactions": sum(1 for i in dataverse.interactions if "sent" in json.dumps(i).lower()),
-        }
-    )
+    conn.send(sum(1 for i in dataverse.interactions if i.get("ResponseType") == "sent"))
     conn.recv()
 
 
@@ -56,13 +64,25 @@ def worker_main(index: int, env: dict[str, str], first: int, count: int, done: A
     from devtools.host import LocalHost
     from devtools.messages import ActivitySpec, activity_message
     from shared import bootstrap
+    from shared.adapters.memory import MemoryQueue
+    from shared.app.settlement import DEFERRED_PROPERTY
     from shared.settings import load_settings
 
+    counts = {"deferred": 0, "retried": 0, "poisoned": 0, "missed_slots": 0, "conflicts": 0}
+
+    class CountingQueue(MemoryQueue):
+        def publish(self, queue: str, body: bytes, **options: Any) -> None:
+            properties = options.get("application_properties") or {}
+            kind = "poisoned" if "poison" in queue else "deferred" if DEFERRED_PROPERTY in properties else "retried"
+            counts[kind] += 1
+            super().publish(queue, body, **options)
+
     logging.getLogger("channel").setLevel(logging.ERROR)
-    host = LocalHost()
+    host = LocalHost(queue=CountingQueue())
     host.environ.update(env)
     os.environ.update(env)
-    bootstrap.install(bootstrap.build_service(load_settings(env), queue=host.queue))
+    service = bootstrap.build_service(load_settings(env), queue=host.queue)
+    bootstrap.install(service)
     batch: list[tuple[bytes, str | None, dict[str, Any], str]] = []
     for i in range(first, first + count):
         body, props = activity_message(ActivitySpec(contact_id(i), JOURNEY_ID, ITERATION_ID, MESSAGE_TABLE, MESSAGE_ID))
@@ -74,7 +94,10 @@ def worker_main(index: int, env: dict[str, str], first: int, count: int, done: A
     while host.queue.messages:  # deferred copies come back when they are due
         if host.pump(honour_schedule=True, batch_size=50) == 0:
             time.sleep(0.05)
-    done.put(index)
+    provider: Any = service.deps.provider
+    counts["missed_slots"] = provider.missed_slots
+    counts["conflicts"] = provider.rates.for_sender(None).conflicts
+    done.put(counts)
 
 
 def windows(arrivals: list[float]) -> int:
@@ -91,10 +114,11 @@ def run(k: int, limit: float, n: int) -> dict[str, Any]:
     from devtools import azurite
 
     ctx = mp.get_context("fork")
-    parent, child = ctx.Pipe()
-    servers = ctx.Process(target=servers_main, args=(child, n, limit), daemon=True)
-    servers.start()
-    urls = parent.recv()
+    dv_conn, dv_child = ctx.Pipe()
+    gw_conn, gw_child = ctx.Pipe()
+    ctx.Process(target=dataverse_main, args=(dv_child, n), daemon=True).start()
+    ctx.Process(target=gateway_main, args=(gw_child, limit), daemon=True).start()
+    urls = {"dataverse": dv_conn.recv(), "gateway": gw_conn.recv()}
     storage = azurite.start()
     env = {
         "DATAVERSE_URL": urls["dataverse"],
@@ -121,11 +145,18 @@ def run(k: int, limit: float, n: int) -> dict[str, Any]:
     ]
     for w in workers:
         w.start()
+    totals = {"deferred": 0, "retried": 0, "poisoned": 0, "missed_slots": 0, "conflicts": 0}
+    for _ in workers:
+        for key, value in done.get(timeout=max(120.0, 6 * n / limit)).items():
+            totals[key] += value
     for w in workers:
-        w.join(timeout=max(60.0, 4 * n / limit))
-    parent.send("stats")
-    stats = parent.recv()
-    parent.send("stop")
+        w.join(timeout=30)
+    gw_conn.send("stats")
+    stats = gw_conn.recv()
+    dv_conn.send("stats")
+    stats["sent_interactions"] = dv_conn.recv()
+    gw_conn.send("stop")
+    dv_conn.send("stop")
     storage.stop()
     arrivals: list[float] = stats["arrivals"]
     numbers: list[str] = stats["numbers"]
@@ -143,6 +174,11 @@ def run(k: int, limit: float, n: int) -> dict[str, Any]:
         "lost": n - len(set(numbers)),
         "duplicates": len(numbers) - len(set(numbers)),
         "sent_interactions": stats["sent_interactions"],
+        "deferred_copies": totals["deferred"],
+        "retries": totals["retried"],
+        "poisoned": totals["poisoned"],
+        "missed_slots": totals["missed_slots"],
+        "budget_write_conflicts": totals["conflicts"],
         "workers_finished": sum(1 for w in workers if w.exitcode == 0),
     }
 
