@@ -28,6 +28,7 @@ HORIZON_SECONDS = 2.0
 # Slots are spaced for 97.5 % of the limit: the provider stamps arrivals after network and scheduling jitter,
 # and the margin keeps every 1-second window it measures under the limit + 5 % (bench/README.md).
 PACE = 0.975
+LATE_SECONDS = 0.015
 
 
 def partition_for(provider: str, sender: str | None) -> str:
@@ -50,7 +51,9 @@ class SharedRate:
         self._store = store
         self._partition = partition
         self._interval = 1.0 / (per_second * PACE)
-        self.tolerance = self._interval / 2  # a send may start at most this late in its slot
+        # A send may start at most this late in its slot. The pace margin leaves 1/PACE - 1 of a second (26 ms) per
+        # second of slack: lateness beyond that could put one text too many in some second at the provider.
+        self.tolerance = min(self._interval / 2, LATE_SECONDS)
         self._horizon = max(horizon, self._interval)
         self._wall = wall
         self._lock = threading.Lock()

@@ -18,6 +18,7 @@ from shared.app.message import Contacts, activity_ids, load_message_and_contact,
 from shared.app.policy import before_send, prepare_text, segment_fields
 from shared.app.send import send_claimed, send_request
 from shared.domain import state as machine
+from shared.domain.deferral import OverBudget
 from shared.domain.errors import PoisonMessage, TransientError
 from shared.domain.models import ActivityRef, Contact
 from shared.domain.phone import normalize_e164
@@ -162,7 +163,8 @@ def _send(deps: Deps, record: ActivityState, phone: str, text: str) -> Handled:
     transient = attempt.transient
     assert transient is not None  # released or ambiguous
     if attempt.kind == "released":
-        log_event("provider.transient", logging.WARNING, reason=transient.detail, **ids)
+        level = logging.INFO if isinstance(transient, OverBudget) else logging.WARNING  # a spent rate is no fault
+        log_event("provider.transient", level, reason=transient.detail, **ids)
         raise transient
     _log_ambiguous(record, transient.detail)
     return Handled(Outcome("ambiguous", activity.row_id, transient.detail))
