@@ -19,7 +19,16 @@ from shared.adapters.table_store import TableStore
 from shared.app.settlement import DEFERRED_PROPERTY
 from shared.domain.quiet_hours import SPREAD_SECONDS
 from shared.settings import load_settings
-from tests.helpers import CONTACT_ID, MESSAGE_ID, MESSAGE_TABLE, ROW_ID, activity_message
+from tests.helpers import (
+    ACTIVITY_ID,
+    CONTACT_ID,
+    ITERATION_ID,
+    JOURNEY_ID,
+    MESSAGE_ID,
+    MESSAGE_TABLE,
+    ROW_ID,
+    activity_message,
+)
 from tests.integration.conftest import ACTIVITY_QUEUE, SENDER, Channel
 
 TOKYO = ZoneInfo("Asia/Tokyo")
@@ -174,3 +183,34 @@ def test_twilio_rate_errors_are_transient_never_failed(channel: Channel, status:
     assert retry.application_properties["channel-attempt"] == 2
     assert channel.host.pump() == 1
     assert len(channel.twilio.messages) == 1 and channel.response_types() == ["sent"]
+
+
+def test_a_queue_overflow_report_sends_again_later_and_is_never_failed(channel: Channel) -> None:
+    channel.dataverse.add_row(
+        "msdyncrm_customerjourneycustomchannelactivity",
+        ROW_ID,
+        {
+            "msdyncrm_activityid": ACTIVITY_ID,
+            "_msdyncrm_contact_value": CONTACT_ID,
+            "_msdyncrm_customerjourney_value": JOURNEY_ID,
+            "_msdyncrm_customerjourneyiteration_value": ITERATION_ID,
+            "msdyncrm_entitytype": MESSAGE_TABLE,
+            "msdyncrm_entityid": MESSAGE_ID,
+        },
+    )
+    assert channel.deliver(activity_message())
+    first = channel.twilio.messages[0].sid
+    code, _ = channel.twilio.send_status(first, "failed", error_code=30001)
+    assert code == 200
+    channel.twilio.send_status(first, "failed", error_code=30001)  # a duplicated report changes nothing more
+    assert channel.response_types() == ["sent"]  # not failed
+    found = state(channel).get(ROW_ID, "activity")
+    assert found is not None and found[0]["send_status"] == "claimed"
+    [again] = scheduled(channel)
+    assert again.application_properties["channel-attempt"] == 2
+    assert again.scheduled_at > datetime.now(UTC) + timedelta(seconds=20)  # SEND_RETRY_BASE_SECONDS backoff
+    assert channel.host.pump() == 1
+    assert len(channel.twilio.messages) == 2
+    second = channel.twilio.messages[1].sid
+    channel.twilio.send_status(second, "delivered")
+    assert channel.response_types() == ["sent", "delivered"]  # `sent` once, across both sends
