@@ -65,15 +65,15 @@ def worker_main(index: int, env: dict[str, str], first: int, count: int, done: A
     from devtools.messages import ActivitySpec, activity_message
     from shared import bootstrap
     from shared.adapters.memory import MemoryQueue
-    from shared.app.settlement import DEFERRED_PROPERTY
     from shared.settings import load_settings
 
     counts = {"deferred": 0, "retried": 0, "poisoned": 0, "missed_slots": 0, "conflicts": 0}
 
     class CountingQueue(MemoryQueue):
         def publish(self, queue: str, body: bytes, **options: Any) -> None:
-            properties = options.get("application_properties") or {}
-            kind = "poisoned" if "poison" in queue else "deferred" if DEFERRED_PROPERTY in properties else "retried"
+            message_id = str(options.get("message_id") or "")
+            last = message_id.rsplit(":", 1)[-1]  # settlement suffixes: ":defer<ms>" or ":retry<n>"
+            kind = "poisoned" if "poison" in queue else "deferred" if last.startswith("defer") else "retried"
             counts[kind] += 1
             super().publish(queue, body, **options)
 

@@ -28,7 +28,7 @@ HORIZON_SECONDS = 2.0
 # Slots are spaced for 97.5 % of the limit: the provider stamps arrivals after network and scheduling jitter,
 # and the margin keeps every 1-second window it measures under the limit + 5 % (bench/README.md).
 PACE = 0.975
-LATE_SECONDS = 0.015
+LATE_SECONDS = 0.025
 
 
 def partition_for(provider: str, sender: str | None) -> str:
