@@ -21,7 +21,17 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
-from bench.throughput import ITERATION_ID, JOURNEY_ID, KEY, MESSAGE_ID, MESSAGE_TABLE, ROOT, TOKEN, contact_id
+from bench.journey import (
+    ITERATION_ID,
+    JOURNEY_ID,
+    KEY,
+    MESSAGE_ID,
+    MESSAGE_TABLE,
+    ROOT,
+    app_env,
+    contact_id,
+    journey_org,
+)
 
 
 def gateway_main(conn: Connection, limit: float) -> None:
@@ -42,15 +52,7 @@ def gateway_main(conn: Connection, limit: float) -> None:
 
 
 def dataverse_main(conn: Connection, n: int) -> None:
-    from devtools.emulators.dataverse import DataverseEmulator
-
-    dataverse = DataverseEmulator(token=TOKEN)
-    dataverse.add_entity(MESSAGE_TABLE, "cr123_smsmessages", "cr123_smsmessageid")
-    dataverse.add_row(MESSAGE_TABLE, MESSAGE_ID, {"cr123_body": "Hi {{contact.firstname}}, your offer is ready."})
-    dataverse.add_entity("contact", "contacts", "contactid")
-    dataverse.add_columns("contact", ["firstname", "mobilephone", "donotphone"])
-    for i in range(n):
-        dataverse.add_row("contact", contact_id(i), {"firstname": f"C{i}", "mobilephone": f"+1415{i:07d}"})
+    dataverse = journey_org(n)
     conn.send(dataverse.url)
     conn.recv()  # "stats"
     conn.send(sum(1 for i in dataverse.interactions if i.get("ResponseType") == "sent"))
@@ -120,20 +122,9 @@ def run(k: int, limit: float, n: int) -> dict[str, Any]:
     ctx.Process(target=gateway_main, args=(gw_child, limit), daemon=True).start()
     urls = {"dataverse": dv_conn.recv(), "gateway": gw_conn.recv()}
     storage = azurite.start()
+    table = f"rate{uuid.uuid4().hex[:8]}"
     env = {
-        "DATAVERSE_URL": urls["dataverse"],
-        "DATAVERSE_STATIC_TOKEN": TOKEN,
-        "AzureWebJobsStorage": storage.connection_string,
-        "STATE_TABLE_NAME": f"rate{uuid.uuid4().hex[:8]}",
-        "ServiceBusConnection": "Endpoint=sb://bench.invalid/;SharedAccessKeyName=b;SharedAccessKey=b",
-        "ACTIVITY_QUEUE_NAME": "activities",
-        "CALLBACK_QUEUE_NAME": "callbacks",
-        "POISON_QUEUE_NAME": "activities-poison",
-        "CHANNEL_PROVIDER": "loopback",
-        "LOOPBACK_PROVIDER_URL": urls["gateway"],
-        "LOOPBACK_SIGNING_KEY": KEY,
-        "CALLBACK_BASE_URL": "http://127.0.0.1:9",
-        "MESSAGE_BODY_COLUMN": "cr123_body",
+        **app_env(urls["dataverse"], urls["gateway"], storage.connection_string, "http://127.0.0.1:9", table),
         "PROVIDER_MAX_PER_SECOND": str(limit),
         "SEND_CONCURRENCY": "8",
     }

@@ -19,16 +19,7 @@ from shared.adapters.table_store import TableStore
 from shared.app.settlement import DEFERRED_PROPERTY
 from shared.domain.quiet_hours import SPREAD_SECONDS
 from shared.settings import load_settings
-from tests.helpers import (
-    ACTIVITY_ID,
-    CONTACT_ID,
-    ITERATION_ID,
-    JOURNEY_ID,
-    MESSAGE_ID,
-    MESSAGE_TABLE,
-    ROW_ID,
-    activity_message,
-)
+from tests.helpers import ACTIVITY_ROW, ACTIVITY_TABLE, CONTACT_ID, MESSAGE_ID, MESSAGE_TABLE, ROW_ID, activity_message
 from tests.integration.conftest import ACTIVITY_QUEUE, SENDER, Channel
 
 TOKYO = ZoneInfo("Asia/Tokyo")
@@ -186,18 +177,7 @@ def test_twilio_rate_errors_are_transient_never_failed(channel: Channel, status:
 
 
 def test_a_queue_overflow_report_sends_again_later_and_is_never_failed(channel: Channel) -> None:
-    channel.dataverse.add_row(
-        "msdyncrm_customerjourneycustomchannelactivity",
-        ROW_ID,
-        {
-            "msdyncrm_activityid": ACTIVITY_ID,
-            "_msdyncrm_contact_value": CONTACT_ID,
-            "_msdyncrm_customerjourney_value": JOURNEY_ID,
-            "_msdyncrm_customerjourneyiteration_value": ITERATION_ID,
-            "msdyncrm_entitytype": MESSAGE_TABLE,
-            "msdyncrm_entityid": MESSAGE_ID,
-        },
-    )
+    channel.dataverse.add_row(ACTIVITY_TABLE, ROW_ID, ACTIVITY_ROW)
     assert channel.deliver(activity_message())
     first = channel.twilio.messages[0].sid
     code, _ = channel.twilio.send_status(first, "failed", error_code=30001)
