@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import threading
 
-from shared.adapters.pacing import Pacer, RateLimiter
+from shared.adapters.pacing import Pacer
 
 
 class ManualClock:
@@ -61,14 +61,3 @@ def test_concurrency_cap() -> None:
     for t in threads:
         t.join()
     assert peak[0] == 3
-
-
-def test_rate_limiter_spaces_sends() -> None:
-    clock = ManualClock()
-    limiter = RateLimiter(4, clock=clock, sleep=clock.sleep)
-    for _ in range(9):
-        limiter.acquire()
-    assert abs(clock.now - 2.0) < 1e-9  # 9 sends at 4/s: the 9th starts at 2.0 s
-    unlimited = RateLimiter(0, clock=clock, sleep=clock.sleep)
-    unlimited.acquire()
-    assert abs(clock.now - 2.0) < 1e-9
