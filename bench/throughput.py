@@ -31,17 +31,17 @@ from multiprocessing.managers import BaseManager
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-TOKEN = "bench-dataverse-token"
-KEY = "bench-loopback-key"
-MESSAGE_TABLE = "cr123_smsmessage"
-MESSAGE_ID = "5f1c1a2e-0b7d-4c3a-9e41-6a8b2c3d4e51"
-JOURNEY_ID = "9a6e2f10-1c2d-4e3f-8a9b-0c1d2e3f4a01"
-ITERATION_ID = "9a6e2f10-1c2d-4e3f-8a9b-0c1d2e3f4a02"
-
-
-def contact_id(i: int) -> str:
-    return str(uuid.UUID(int=0xC0A80101_0000_4000_8000_000000000000 + i))
+from bench.journey import (
+    ITERATION_ID,
+    JOURNEY_ID,
+    KEY,
+    MESSAGE_ID,
+    MESSAGE_TABLE,
+    ROOT,
+    app_env,
+    contact_id,
+    journey_org,
+)
 
 
 @dataclass(frozen=True)
@@ -61,18 +61,9 @@ class Limits:
 # The emulators' process
 # ---------------------------------------------------------------------------------------------------
 def emulators_main(conn: Connection, n: int, limits: Limits) -> None:
-    from devtools.emulators.dataverse import DataverseEmulator
     from devtools.emulators.loopback_provider import LoopbackGateway
 
-    dataverse = DataverseEmulator(token=TOKEN)
-    dataverse.add_entity(MESSAGE_TABLE, "cr123_smsmessages", "cr123_smsmessageid")
-    dataverse.add_row(MESSAGE_TABLE, MESSAGE_ID, {"cr123_body": "Hi {{contact.firstname}}, your offer is ready."})
-    dataverse.add_entity("contact", "contacts", "contactid")
-    dataverse.add_columns("contact", ["firstname", "mobilephone", "donotphone"])
-    for i in range(n):
-        dataverse.add_row(
-            "contact", contact_id(i), {"firstname": f"C{i}", "mobilephone": f"+1415{i:07d}", "donotphone": False}
-        )
+    dataverse = journey_org(n)
     dataverse.latency = limits.latency_ms / 1000
     dataverse.limit(limits.requests, limits.window, limits.concurrent, limits.retry_after)
     gateway = LoopbackGateway(key=KEY).start()
@@ -191,20 +182,9 @@ def run_config(name: str, n: int, limits: Limits, store_kind: str = "memory") ->
     host = LocalHost()
     server, base_url = host.serve_http()
     budget = int(limits.requests * 0.95) if config["budget"] else 0
+    storage_connection = storage.connection_string if storage else "UseDevelopmentStorage=true"
     env = {
-        "DATAVERSE_URL": urls["dataverse"],
-        "DATAVERSE_STATIC_TOKEN": TOKEN,
-        "AzureWebJobsStorage": storage.connection_string if storage else "UseDevelopmentStorage=true",
-        "STATE_TABLE_NAME": "benchstate",
-        "ServiceBusConnection": "Endpoint=sb://bench.invalid/;SharedAccessKeyName=b;SharedAccessKey=b",
-        "ACTIVITY_QUEUE_NAME": "activities",
-        "CALLBACK_QUEUE_NAME": "callbacks",
-        "POISON_QUEUE_NAME": "activities-poison",
-        "CHANNEL_PROVIDER": "loopback",
-        "LOOPBACK_PROVIDER_URL": urls["gateway"],
-        "LOOPBACK_SIGNING_KEY": KEY,
-        "CALLBACK_BASE_URL": base_url,
-        "MESSAGE_BODY_COLUMN": "cr123_body",
+        **app_env(urls["dataverse"], urls["gateway"], storage_connection, base_url, "benchstate"),
         "CALLBACK_PROCESSING": config["callbacks"],
         "DATAVERSE_BATCH_SIZE": str(config["dv_batch"]),
         "DATAVERSE_REQUEST_BUDGET": str(budget),

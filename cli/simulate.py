@@ -5,7 +5,9 @@ for the Functions host; posts real-format activity messages through the Service 
 worker would; the gateway fires signed delivery callbacks over HTTP to the callback trigger; two contacts reply.
 Prints each step (or, with ``--quiet``, nothing but the result), a live progress bar on stderr when it is a terminal,
 then the interactions the journey received by response type and the timings: activity processing per message and
-callback latency (p50 / p95).
+callback latency (p50 / p95). With ``--quiet-hours`` (the default ``auto`` picks a window around the current time in
+Tokyo) contacts carry a time zone (IANA names and Dataverse codes) and those inside the window are deferred; the
+summary shows the deferred sends and the encoding and segment count of every text sent.
 """
 
 from __future__ import annotations
@@ -20,8 +22,10 @@ import uuid
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import TextIO
 from urllib.parse import parse_qs, urlsplit
+from zoneinfo import ZoneInfo
 
 import azure.functions as func
 
@@ -34,6 +38,8 @@ from devtools.emulators.dataverse import DataverseEmulator
 from devtools.emulators.loopback_provider import LoopbackGateway
 from devtools.host import LocalHost
 from devtools.messages import ActivitySpec, activity_message
+from shared.app.settlement import DEFERRED_PROPERTY
+from shared.domain import segments
 
 MESSAGE_TABLE = "cr123_smsmessage"
 MESSAGE_ID = "5f1c1a2e-0b7d-4c3a-9e41-6a8b2c3d4e51"
@@ -41,7 +47,7 @@ JOURNEY_ID = "9a6e2f10-1c2d-4e3f-8a9b-0c1d2e3f4a01"
 ITERATION_ID = "9a6e2f10-1c2d-4e3f-8a9b-0c1d2e3f4a02"
 OUR_NUMBER = "+15005550006"
 TOKEN = "local-dataverse-token"  # noqa: S105 - loopback emulator only
-FIRST_NAMES = ["Ada", "Alan", "Grace", "Edsger", "Barbara", "Donald", "Frances", "Ken", "Margaret", "Tim"]
+FIRST_NAMES = ["Ada", "Alan", "Grace", "Edsger", "Barbara", "Donald", "Zoë", "Ken", "Margaret", "Tim"]  # ë: UCS-2
 
 
 @dataclass
@@ -60,6 +66,16 @@ def contacts_for(n: int) -> list[Contact]:
     return people
 
 
+ZONES: list[str | int | None] = ["Asia/Tokyo", 85, 4, None, "Europe/Paris"]  # IANA names and Dataverse codes
+ZONE_COLUMN = "cr123_timezone"
+
+
+def auto_quiet_hours(now: datetime | None = None) -> str:
+    """A window from an hour before to two hours after the current time in Tokyo (where contacts 0, 5, ... live)."""
+    local = (now or datetime.now(UTC)).astimezone(ZoneInfo("Asia/Tokyo"))
+    return f"{local - timedelta(hours=1):%H:%M}-{local + timedelta(hours=2):%H:%M}"
+
+
 def seed(dataverse: DataverseEmulator, people: list[Contact], text: str | None = None) -> None:
     dataverse.add_entity(MESSAGE_TABLE, "cr123_smsmessages", "cr123_smsmessageid")
     dataverse.add_row(
@@ -71,7 +87,7 @@ def seed(dataverse: DataverseEmulator, people: list[Contact], text: str | None =
         },
     )
     dataverse.add_entity("contact", "contacts", "contactid")
-    dataverse.add_columns("contact", ["firstname", "mobilephone", "donotphone"])
+    dataverse.add_columns("contact", ["firstname", "mobilephone", "donotphone", ZONE_COLUMN])
     for i, person in enumerate(people):
         dataverse.add_row(
             "contact",
@@ -80,6 +96,7 @@ def seed(dataverse: DataverseEmulator, people: list[Contact], text: str | None =
                 "firstname": FIRST_NAMES[i % len(FIRST_NAMES)],
                 "mobilephone": person.phone,
                 "donotphone": person.opted_out,
+                ZONE_COLUMN: ZONES[i % len(ZONES)],
             },
         )
 
@@ -139,12 +156,14 @@ def run(
     progress_stream: TextIO | None = None,
     log_file: TextIO | None = None,
     link_tracking: bool = False,
+    quiet_hours: str | None = None,
 ) -> dict[str, int]:
     """Run the journey; returns the interactions by response type (``keyword:<word>`` for replies).
 
     ``progress``: draw a live bar on ``progress_stream`` (stderr); ``None`` means "when it is a terminal".
     ``log_file``: every structured log line as JSON lines (what ``channel report`` reads). ``link_tracking``: the
     text carries a link, sent as a short link; some contacts click it.
+    ``quiet_hours``: ``QUIET_HOURS`` for the run (``auto``: see :func:`auto_quiet_hours`); None: off.
     """
     from shared import bootstrap
     from shared.settings import load_settings
@@ -174,6 +193,10 @@ def run(
         "MESSAGE_BODY_COLUMN": "cr123_body",
         "LINK_TRACKING": "true" if link_tracking else "false",
     }
+    if quiet_hours is not None:
+        window = auto_quiet_hours() if quiet_hours == "auto" else quiet_hours
+        env.update({"QUIET_HOURS": window, "CONTACT_TIMEZONE_COLUMN": ZONE_COLUMN})
+        out.write(f"Quiet hours {window} in each contact's zone ({ZONE_COLUMN}: IANA names and Dataverse codes)\n")
     host.environ.update(env)
     bootstrap.install(bootstrap.build_service(load_settings(env), queue=host.queue))
     logger = logging.getLogger("channel")
@@ -206,11 +229,12 @@ def run(
         clicks = click_some([m.body for m in gateway.messages]) if link_tracking else 0
         if replies and contacts >= 2:
             inbound = f"{base_url}/api/callbacks/loopback"
-            reachable = [p for p in people if p.phone and not p.opted_out]
+            texted = {m.to for m in gateway.messages}  # not the deferred ones
+            reachable = [p for p in people if p.phone in texted and not p.opted_out]
             gateway.reply(inbound, str(reachable[0].phone), OUR_NUMBER, "YES please")
             if len(reachable) > 1:
                 gateway.reply(inbound, str(reachable[1].phone), OUR_NUMBER, "STOP")
-        host.pump()
+        host.pump(honour_schedule=quiet_hours is not None)  # deferred copies wait for their time
         total = time.monotonic() - started
     finally:
         logger.removeHandler(printer)
@@ -236,6 +260,7 @@ def run(
     for kind, count in sorted(counts.items()):
         if kind.startswith("keyword:"):
             out.write(f"  {kind:<18}{count:>6}\n")
+    _policy_summary(out, gateway, host)
     out.write(f"\nTimings\n  {'':<34}{'count':>8}{'p50':>11}{'p95':>10}{'max':>10}\n")
     out.write(_timing_row("activity processing (per message)", activity_seconds))
     out.write(_timing_row("callback handling (per request)", host.callback_seconds))
@@ -253,6 +278,22 @@ def run(
     return dict(counts)
 
 
+def _policy_summary(out: TextIO, gateway: LoopbackGateway, host: LocalHost) -> None:
+    """Deferred sends (scheduled copies on the activity queue) and the encoding / segments of every text sent."""
+    deferred = [m for m in host.queue.on("activities") if DEFERRED_PROPERTY in m.application_properties]
+    out.write(f"\nSending policy\n  deferred by quiet hours{len(deferred):>8}")
+    due = sorted(m.scheduled_at for m in deferred if m.scheduled_at)
+    if due:
+        out.write(f"   (scheduled {due[0]:%H:%M:%S} to {due[-1]:%H:%M:%S} UTC)")
+    out.write("\n")
+    shapes = Counter(
+        (shape.encoding, shape.segments) for shape in map(segments.count, (m.body for m in gateway.messages))
+    )
+    for (encoding, parts), count in sorted(shapes.items()):
+        label = f"{encoding}, {parts} segment{'s' if parts > 1 else ''}"
+        out.write(f"  {label:<24}{count:>8}\n")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="channel simulate", description=__doc__)
     parser.add_argument("--contacts", type=int, default=10, help="contacts entering the journey (default 10)")
@@ -262,10 +303,18 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--log-file", help="also write every structured log line to this file as JSON lines")
     parser.add_argument("--link-tracking", action="store_true", help="LINK_TRACKING=true; some contacts click")
+    parser.add_argument(
+        "--quiet-hours",
+        default="auto",
+        metavar="HH:MM-HH:MM",
+        help="QUIET_HOURS for the run (default auto: a window around now in Tokyo, where some contacts live; "
+        "off: none)",
+    )
     args = parser.parse_args(argv)
     if args.contacts < 1:
         parser.error("--contacts must be at least 1")
     progress = False if args.quiet else None
+    quiet = None if args.quiet_hours == "off" else args.quiet_hours
     with contextlib.ExitStack() as stack:
         log_file = stack.enter_context(open(args.log_file, "w", encoding="utf-8")) if args.log_file else None
         run(
@@ -276,5 +325,6 @@ def main(argv: list[str] | None = None) -> int:
             progress=progress,
             log_file=log_file,
             link_tracking=args.link_tracking,
+            quiet_hours=quiet,
         )
     return 0

@@ -8,19 +8,25 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import requests
 
 from shared.adapters.dataverse import DataverseClient
 from shared.adapters.http import new_session
-from shared.adapters.pacing import Pacer, RateLimitedProvider, RateLimiter
+from shared.adapters.pacing import Pacer
 from shared.adapters.rtj_auth import RtjAuthorizer, SecretAuthorizer, UnavailableAuthorizer
 from shared.adapters.secret_gate import UnavailableQueue, gate
+from shared.adapters.shared_rate import SharedRate, SharedRateProvider, SharedRates
+from shared.adapters.timezones import DataverseTimeZones
 from shared.adapters.tokens import dataverse_tokens, default_credential
 from shared.app.config import ChannelConfig, RtjConfig
 from shared.app.deps import RtjDeps, build_deps
+from shared.app.policy import SendingPolicy
 from shared.domain.links import LinkConfig
 from shared.ports import KeyValueStore, Provider, QueuePublisher
 from shared.service import ChannelService
@@ -63,6 +69,32 @@ def link_config(settings: Settings) -> LinkConfig | None:
     if not settings.link_tracking:
         return None
     return LinkConfig(settings.short_link_base(settings.callback_base_url), settings.link_ttl)
+
+
+def _default_sender(settings: Settings) -> str | None:
+    return settings.twilio_messaging_service_sid or settings.twilio_from or settings.acs_from
+
+
+def sending_policy(settings: Settings, dataverse: DataverseClient, rates: SharedRates | None) -> SendingPolicy:
+    """Quiet hours, the contact's zone (codes through timezonedefinitions, cached), segments, the shared rate."""
+    return SendingPolicy(
+        quiet_window=settings.quiet_window,
+        default_zone=ZoneInfo(settings.quiet_hours_timezone),
+        timezone_column=settings.contact_timezone_column,
+        standard_name_of=DataverseTimeZones(dataverse),
+        max_segments=settings.sms_max_segments,
+        gsm_normalize=settings.sms_gsm_normalize,
+        whatsapp=settings.is_whatsapp,
+        rate_check=_spent_until(rates.for_sender(None)) if rates is not None else None,
+    )
+
+
+def _spent_until(rate: SharedRate) -> Callable[[], datetime | None]:
+    def spent_until() -> datetime | None:
+        over = rate.check()
+        return None if over is None else over.until
+
+    return spent_until
 
 
 def build_provider(settings: Settings, session: requests.Session, credential: Any = None) -> Provider:
@@ -206,8 +238,11 @@ def build_service(
         )
     clock = SystemClock()
     provider = build_provider(settings, session, credential)
-    if settings.provider_max_per_second:
-        provider = RateLimitedProvider(provider, RateLimiter(settings.provider_max_per_second))
+    rates = None
+    if settings.provider_max_per_second:  # one budget per sender in the state table, shared by every instance
+        rates = SharedRates(store, provider.name, _default_sender(settings), settings.provider_max_per_second)
+        provider = SharedRateProvider(provider, rates)
+    config = replace(channel_config(settings), policy=sending_policy(settings, dataverse, rates))
     rtj = RtjDeps(
         RtjConfig(
             callback_url=settings.callback_url(settings.channel_provider),
@@ -217,7 +252,7 @@ def build_service(
         dataverse,
         build_authorizer(settings, session),
     )
-    return ChannelService(build_deps(channel_config(settings), dataverse, provider, store, queue, clock, rtj=rtj))
+    return ChannelService(build_deps(config, dataverse, provider, store, queue, clock, rtj=rtj))
 
 
 _service: ChannelService | None = None

@@ -15,6 +15,15 @@ JOURNEY_ID = "1a2b3c4d-5e6f-4a7b-8c9d-0e1f2a3b4c5d"
 ITERATION_ID = "6f5e4d3c-2b1a-4f0e-9d8c-7b6a5f4e3d2c"
 MESSAGE_TABLE = "cr123_smsmessage"
 MESSAGE_ID = "a7b8c9d0-e1f2-4a3b-8c4d-5e6f7a8b9c0d"
+ACTIVITY_TABLE = "msdyncrm_customerjourneycustomchannelactivity"
+ACTIVITY_ROW = {  # the activity row as the Web API stores it (a trimmed message makes the app read it)
+    "msdyncrm_activityid": ACTIVITY_ID,
+    "_msdyncrm_contact_value": CONTACT_ID,
+    "_msdyncrm_customerjourney_value": JOURNEY_ID,
+    "_msdyncrm_customerjourneyiteration_value": ITERATION_ID,
+    "msdyncrm_entitytype": MESSAGE_TABLE,
+    "msdyncrm_entityid": MESSAGE_ID,
+}
 
 
 def fixture_bytes(*parts: str) -> bytes:

@@ -31,6 +31,7 @@ class LoopbackMessage:
     to: str
     body: str
     status_callback: str
+    received_at: float = 0.0  # wall clock (time.time) when the gateway accepted it
 
 
 @dataclass
@@ -45,6 +46,9 @@ class LoopbackGateway:
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _pending: list[threading.Thread] = field(default_factory=list)
     _senders: threading.BoundedSemaphore = field(default_factory=lambda: threading.BoundedSemaphore(16))
+    # Like a long code's carrier limit: more than this many messages in the trailing second → 429 (0 = off).
+    rate_limit: float = 0.0
+    rejected_for_rate: int = 0
 
     @property
     def url(self) -> str:
@@ -72,7 +76,11 @@ class LoopbackGateway:
                     return self._reply(400, {"error": {"code": code, "message": message}})
                 message_id = "LB" + uuid.uuid4().hex
                 with gateway._lock:
-                    gateway.messages.append(LoopbackMessage(message_id, to, body, callback))
+                    now = time.time()
+                    if gateway.rate_limit and gateway._over_rate(now):
+                        gateway.rejected_for_rate += 1
+                        return self._reply(429, {"error": {"code": "rate", "message": "too many messages"}})
+                    gateway.messages.append(LoopbackMessage(message_id, to, body, callback, now))
                 self._reply(201, {"id": message_id, "status": "accepted"})
                 if gateway.auto_deliver:
                     gateway._later(message_id, "delivered")
@@ -92,6 +100,14 @@ class LoopbackGateway:
         self._server = _Server(("127.0.0.1", port), Handler)
         threading.Thread(target=self._server.serve_forever, daemon=True).start()
         return self
+
+    def _over_rate(self, now: float) -> bool:
+        recent = 0
+        for message in reversed(self.messages):
+            if message.received_at <= now - 1.0:
+                break
+            recent += 1
+        return recent + 1 > self.rate_limit
 
     def stop(self) -> None:
         self.wait_idle()

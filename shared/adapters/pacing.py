@@ -1,4 +1,4 @@
-"""Client-side pacing below Dataverse service-protection limits, and a provider send rate.
+"""Client-side pacing below Dataverse service-protection limits (the provider send rate: shared_rate.py).
 
 Dataverse allows, per user and web server, 6,000 requests per sliding 300 s window, 1,200 s of execution and 52
 concurrent requests, and answers 429 + ``Retry-After`` beyond. Hitting 429s wastes requests and time, so the client
@@ -14,9 +14,7 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
-from shared.domain.models import InboundHttpRequest, ProviderCallback, SendRequest, SendResult
 from shared.log import log_event
-from shared.ports import Provider
 
 
 class Pacer:
@@ -77,46 +75,3 @@ class Pacer:
             yield
         finally:
             self._slots.release()
-
-
-class RateLimiter:
-    """At most ``per_second`` events per second (0 = unlimited), spread evenly; thread-safe."""
-
-    def __init__(
-        self,
-        per_second: float,
-        *,
-        clock: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], None] = time.sleep,
-    ) -> None:
-        self._interval = 1.0 / per_second if per_second > 0 else 0.0
-        self._next = 0.0
-        self._lock = threading.Lock()
-        self._clock = clock
-        self._sleep = sleep
-
-    def acquire(self) -> None:
-        if not self._interval:
-            return
-        with self._lock:
-            now = self._clock()
-            start = max(now, self._next)
-            self._next = start + self._interval
-        if start > now:
-            self._sleep(start - now)
-
-
-class RateLimitedProvider:
-    """Wraps a provider so sends stay under ``PROVIDER_MAX_PER_SECOND`` (callbacks pass straight through)."""
-
-    def __init__(self, inner: Provider, limiter: RateLimiter) -> None:
-        self._inner = inner
-        self._limiter = limiter
-        self.name = inner.name
-
-    def send(self, request: SendRequest) -> SendResult:
-        self._limiter.acquire()
-        return self._inner.send(request)
-
-    def handle_callback(self, request: InboundHttpRequest) -> ProviderCallback:
-        return self._inner.handle_callback(request)

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 
+from shared.app.policy import SendingPolicy
 from shared.domain.links import LinkConfig
 from shared.domain.models import CallbackProcessing
 from shared.domain.rtj_state import RtjState
@@ -34,6 +35,7 @@ class ChannelConfig:
     send_concurrency: int = 8
     links: LinkConfig | None = None  # link tracking (issue #16): None = off
     template_columns: TemplateColumns = NO_TEMPLATE_COLUMNS  # WhatsApp template / media columns (issue #17)
+    policy: SendingPolicy = field(default_factory=SendingPolicy)  # quiet hours, segments, the shared rate (issue #14)
 
 
 @dataclass(frozen=True)

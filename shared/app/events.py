@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 
-from shared.app import rtj_events
+from shared.app import overflow, rtj_events
 from shared.app.config import Handled, Outcome, handled
 from shared.app.deps import Deps
 from shared.app.message import activity_ids, set_opted_out
@@ -59,6 +59,8 @@ def apply_status(deps: Deps, provider_name: str, event: StatusEvent, hold: Hold 
         )
         return Handled(Outcome("ignored", record.key))
     known_id = record.provider_message_id
+    if overflow.is_overflow(provider_name, event):  # issue #14: a queue overflow is transient, never `failed`
+        return overflow.send_again_later(deps, record, event)
 
     def change(s: ActivityState) -> ActivityState | None:
         if _mismatch(s, event):

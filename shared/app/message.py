@@ -42,6 +42,7 @@ def prefetch_contacts(deps: Deps, activities: Sequence[ActivityRef]) -> Contacts
         return None  # a single activity reads its contact directly
     config = deps.config
     select: dict[str, None] = dict.fromkeys([config.contact_phone_column, config.compliance_column])
+    select.update(dict.fromkeys(_policy_columns(deps)))  # CONTACT_TIMEZONE_COLUMN (issue #14)
     try:
         for activity in activities:
             text, content = _message(deps, activity)
@@ -108,6 +109,7 @@ def load_message(
     raw_text, content = _message(deps, activity)
     columns = list(dict.fromkeys([*template.contact_columns(raw_text), *content.contact_columns]))
     select = list(dict.fromkeys([config.contact_phone_column, config.compliance_column, *columns]))
+    select += [c for c in _policy_columns(deps) if c not in select]  # CONTACT_TIMEZONE_COLUMN (issue #14)
     row = _contact_row(deps, activity, select, contacts)
     values = {c: _display(row, c) for c in columns}
     phone = row.get(config.contact_phone_column)
@@ -116,6 +118,7 @@ def load_message(
         phone=None if phone is None else str(phone),
         opted_out=row.get(config.compliance_column) is True,
         values=values,
+        zone=row.get(config.policy.timezone_column) if config.policy.timezone_column else None,
     )
     unknown = template.unknown_placeholders(raw_text)
     if unknown:
@@ -141,3 +144,8 @@ def set_opted_out(deps: Deps, activity: ActivityRef, reason: str) -> None:
     column = deps.config.compliance_column
     deps.dataverse.update_row("contact", activity.contact_id, {column: True})
     log_event("contact.opted_out", reason=reason, column=column, **activity_ids(activity))
+
+
+def _policy_columns(deps: Deps) -> list[str]:
+    column = deps.config.policy.timezone_column
+    return [column] if column else []

@@ -16,8 +16,10 @@ from shared.app.config import Handled, Outcome, handled
 from shared.app.deps import Deps
 from shared.app.links import shorten
 from shared.app.message import Contacts, activity_ids, load_message, set_opted_out
+from shared.app.policy import before_send, prepare_text, segment_fields
 from shared.app.send import send_claimed, send_request
 from shared.domain import state as machine
+from shared.domain.deferral import OverBudget
 from shared.domain.errors import PoisonMessage, TransientError
 from shared.domain.models import ActivityRef, Contact
 from shared.domain.phone import normalize_e164
@@ -77,6 +79,15 @@ def process_activity(deps: Deps, activity: ActivityRef, contacts: Contacts | Non
             return _existing(deps, existing)  # already settled: the input going bad since changes nothing
         raise
     plan = plan_for(deps, text, contact, content)
+    if plan.action == "send":
+        # Link tracking (issue #16), then the sending policy (issue #14: quiet hours / a spent rate defer, segments may
+        # fail), both on the text that is sent: segments are counted with the short links in it.
+        text = shorten(deps, activity.row_id, text)
+        now, ids = deps.clock.now(), activity_ids(activity)
+        prepared = before_send(deps.config.policy, now, activity.row_id, contact.zone, text, ids)
+        text = prepared.text
+        if prepared.too_long:
+            plan = Plan("fail", plan.phone_masked, reason=prepared.too_long)
     lease_until = deps.clock.now() + deps.config.send_lease
     first = _apply(deps, plan, ActivityState(activity), lease_until)
     if first is None:  # pragma: no cover - a new record is unsent: every plan applies to it
@@ -133,10 +144,17 @@ def _send(deps: Deps, record: ActivityState, phone: str, text: str, content: Ric
     # Index the number before the provider can deliver the text: a reply (a STOP above all) must find this
     # activity even if the worker dies between the provider accepting and our state write.
     deps.records.indexes.index_phone(phone, activity.row_id, deps.clock.now())
-    text = shorten(deps, activity.row_id, text)  # link tracking (issue #16): the one rewrite of the rendered text
     request = send_request(activity.row_id, phone, text, deps.config.callback_url, content=content)
     provider = deps.provider
-    log_event("provider.send", provider=provider.name, phone=mask_phone(phone), attempt=record.send_attempts, **ids)
+    segments = segment_fields(prepare_text(deps.config.policy, text))  # encoding and segments, logged per send
+    log_event(
+        "provider.send",
+        provider=provider.name,
+        phone=mask_phone(phone),
+        attempt=record.send_attempts,
+        **segments,
+        **ids,
+    )
     attempt = send_claimed(deps.records.activities, OUTBOUND, provider, activity.row_id, request)
     record = attempt.record
     if attempt.result is not None:
@@ -151,7 +169,8 @@ def _send(deps: Deps, record: ActivityState, phone: str, text: str, content: Ric
             set_opted_out(deps, activity, "provider reports the recipient opted out")
         return handled("failed", record, rejected.detail)
     if attempt.kind == "released" and attempt.transient is not None:
-        log_event("provider.transient", logging.WARNING, reason=attempt.detail, **ids)
+        level = logging.INFO if isinstance(attempt.transient, OverBudget) else logging.WARNING  # a spent rate: no fault
+        log_event("provider.transient", level, reason=attempt.detail, **ids)
         raise attempt.transient  # the caller reschedules the message
     _log_ambiguous(record, attempt.detail)
     return Handled(Outcome("ambiguous", activity.row_id, attempt.detail))

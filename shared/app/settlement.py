@@ -7,11 +7,12 @@ expected failure is settled here; these raise only when even the publish fails (
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from shared.app.config import Outcome
 from shared.app.deps import Deps
+from shared.domain.deferral import DEFERRALS
 from shared.domain.errors import PoisonMessage
 from shared.log import log_event
 from shared.ports import QueueMessage
@@ -86,4 +87,20 @@ def settle(deps: Deps, message: QueueMessage, error: Exception) -> Outcome:
     """Poison input goes to the poison queue; anything else is retried later."""
     if isinstance(error, PoisonMessage):
         return poison(deps, message, error.reason, error.detail)
+    if isinstance(error, DEFERRALS):  # quiet hours, the shared send rate (issue #14): not an attempt
+        return defer(deps, message, error.until, error.reason)
     return retry_later(deps, message, error)
+
+
+DEFERRED_PROPERTY = "channel-deferred-until"
+
+
+def defer(deps: Deps, message: QueueMessage, until: datetime, reason: str) -> Outcome:
+    """A scheduled copy at ``until`` with the same attempt count (quiet hours, the shared send rate)."""
+    properties = {**dict(message.application_properties), DEFERRED_PROPERTY: until.isoformat()}
+    stamp = int(until.timestamp() * 1000)
+    message_id = f"{message.message_id}:defer{stamp}"[-128:] if message.message_id else None
+    fields = {"reason": reason, "until": until.isoformat(timespec="seconds")}
+    logged = ("message.deferred", logging.INFO, fields)
+    _copy(deps, message, message.queue, properties, logged, message_id=message_id, scheduled_at=until)
+    return Outcome("deferred", detail=f"{reason} until {until.isoformat(timespec='seconds')}")

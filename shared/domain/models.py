@@ -64,6 +64,7 @@ class Contact:
     phone: str | None
     opted_out: bool
     values: dict[str, str] = field(default_factory=dict)  # template column -> display value
+    zone: object = None  # CONTACT_TIMEZONE_COLUMN's raw value (IANA name or Dataverse time zone code), if set
 
 
 @dataclass(frozen=True)

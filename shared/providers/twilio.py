@@ -58,6 +58,9 @@ RECIPIENT_ERRORS = {
 OPTED_OUT_CODE = "21610"
 _CONTENT_SID = re.compile(r"^HX[0-9a-fA-F]{32}$")
 DEFAULT_OPT_OUT_PAYLOADS = parse_opt_out_payloads("stop,unsubscribe")
+# Throttling (20429 Too Many Requests) and queue overflow (30001): the sender is over its rate. Never `failed`:
+# released and retried with backoff (the shared send rate, PROVIDER_MAX_PER_SECOND, keeps them rare).
+RATE_ERRORS = {"20429": "Twilio throttled the sender", "30001": "Twilio queue overflow"}
 
 
 def _is_connect_failure(exc: requests.RequestException) -> bool:
@@ -137,10 +140,12 @@ class TwilioProvider:
             return SendResult(provider_message_id=str(payload["sid"]), status=str(payload.get("status", "")))
         code = str(payload.get("code", ""))
         message = scrub(str(payload.get("message", "")))[:300]
-        if status == 429:
+        if status == 429 or code in RATE_ERRORS:
             retry_after = response.headers.get("Retry-After")
             raise SendFailedTransient(
-                f"Twilio throttled ({code})", retry_safe=True, retry_after=float(retry_after) if retry_after else None
+                f"{RATE_ERRORS.get(code, 'Twilio throttled')} ({code})",
+                retry_safe=True,
+                retry_after=float(retry_after) if retry_after else None,
             )
         if status == 504:
             raise SendFailedTransient("Twilio gateway timeout: the message may have been accepted", retry_safe=False)

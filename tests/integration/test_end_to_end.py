@@ -10,6 +10,8 @@ import pytest
 from devtools.emulators.twilio import twilio_signature
 from tests.helpers import (
     ACTIVITY_ID,
+    ACTIVITY_ROW,
+    ACTIVITY_TABLE,
     CONTACT_ID,
     ITERATION_ID,
     JOURNEY_ID,
@@ -205,18 +207,7 @@ def test_twilio_outage_reschedules_without_double_send(channel: Channel) -> None
 
 
 def test_trimmed_message_reads_activity_row_through_web_api(channel: Channel) -> None:
-    channel.dataverse.add_row(
-        "msdyncrm_customerjourneycustomchannelactivity",
-        ROW_ID,
-        {
-            "msdyncrm_activityid": ACTIVITY_ID,
-            "_msdyncrm_contact_value": CONTACT_ID,
-            "_msdyncrm_customerjourney_value": JOURNEY_ID,
-            "_msdyncrm_customerjourneyiteration_value": ITERATION_ID,
-            "msdyncrm_entitytype": MESSAGE_TABLE,
-            "msdyncrm_entityid": MESSAGE_ID,
-        },
-    )
+    channel.dataverse.add_row(ACTIVITY_TABLE, ROW_ID, ACTIVITY_ROW)
     assert channel.deliver(fixture_bytes("dataverse", "activity_create_trimmed.json"))
     assert channel.interactions == [EXPECTED_SENT]
 

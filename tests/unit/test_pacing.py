@@ -5,7 +5,7 @@ import threading
 
 import pytest
 
-from shared.adapters.pacing import Pacer, RateLimiter
+from shared.adapters.pacing import Pacer
 
 
 class ManualClock:
@@ -64,17 +64,6 @@ def test_concurrency_cap() -> None:
     for t in threads:
         t.join()
     assert peak[0] == 3
-
-
-def test_rate_limiter_spaces_sends() -> None:
-    clock = ManualClock()
-    limiter = RateLimiter(4, clock=clock, sleep=clock.sleep)
-    for _ in range(9):
-        limiter.acquire()
-    assert abs(clock.now - 2.0) < 1e-9  # 9 sends at 4/s: the 9th starts at 2.0 s
-    unlimited = RateLimiter(0, clock=clock, sleep=clock.sleep)
-    unlimited.acquire()
-    assert abs(clock.now - 2.0) < 1e-9
 
 
 def test_each_request_that_waited_logs_one_pacing_line(caplog: pytest.LogCaptureFixture) -> None:

@@ -14,7 +14,7 @@ from typing import Any
 from urllib.parse import parse_qs, unquote
 
 from devtools.emulators._base import EmulatorBase, Incoming, Response
-from devtools.emulators.dataverse import batch, customization, errors, metadata, rtj
+from devtools.emulators.dataverse import batch, customization, errors, metadata, rtj, timezones
 from devtools.emulators.dataverse.actions import SIGNATURES
 from devtools.emulators.dataverse.errors import DataverseError
 from devtools.emulators.dataverse.models import ActionParameter, Entity, Operation, Store, is_guid
@@ -86,6 +86,7 @@ class DataverseEmulator(EmulatorBase):
         self._retry_after: float = 1.0
         self._window: deque[float] = deque()
         super().__init__(host=host, port=port)
+        timezones.install(self)  # a system table every org has (read-only)
 
     # ------------------------------------------------------------------------------------------------ config
     def set_signature(self, signature: str | Sequence[ActionParameter]) -> None:
@@ -409,6 +410,7 @@ class DataverseEmulator(EmulatorBase):
         return response
 
     def _dispatch(self, call: Call) -> Response:
+        timezones.refuse_writes(call.method, call.resource)  # read-only system data
         for route in ROUTES:
             match = route.pattern.match(call.resource)
             if match is None or not route.when(match):
