@@ -72,11 +72,11 @@ def prepare_text(policy: SendingPolicy, text: str) -> PreparedText:
     return PreparedText(text, info)
 
 
-def segment_fields(prepared: PreparedText) -> dict[str, object]:
-    """What every send logs about its text (never the text)."""
+def segment_fields(prepared: PreparedText) -> tuple[str, int | None]:
+    """What every send logs about its text (never the text): its encoding and segment count."""
     if prepared.info is None:
-        return {"encoding": "whatsapp", "segments": None}
-    return {"encoding": prepared.info.encoding, "segments": prepared.info.segments}
+        return "whatsapp", None
+    return prepared.info.encoding, prepared.info.segments
 
 
 def before_send(

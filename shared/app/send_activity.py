@@ -146,13 +146,14 @@ def _send(deps: Deps, record: ActivityState, phone: str, text: str, content: Ric
     deps.records.indexes.index_phone(phone, activity.row_id, deps.clock.now())
     request = send_request(activity.row_id, phone, text, deps.config.callback_url, content=content)
     provider = deps.provider
-    segments = segment_fields(prepare_text(deps.config.policy, text))  # encoding and segments, logged per send
+    encoding, segments = segment_fields(prepare_text(deps.config.policy, text))  # logged per send, never the text
     log_event(
         "provider.send",
         provider=provider.name,
         phone=mask_phone(phone),
         attempt=record.send_attempts,
-        **segments,
+        encoding=encoding,
+        segments=segments,
         **ids,
     )
     attempt = send_claimed(deps.records.activities, OUTBOUND, provider, activity.row_id, request)
