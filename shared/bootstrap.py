@@ -52,6 +52,7 @@ def channel_config(settings: Settings) -> ChannelConfig:
         send_lease=timedelta(seconds=settings.send_lease_seconds),
         send_concurrency=settings.send_concurrency,
         callback_processing=settings.callback_processing,
+        reconcile_after=timedelta(seconds=settings.reconcile_after_seconds),
     )
 
 

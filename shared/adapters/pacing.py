@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from shared.domain.models import InboundHttpRequest, ProviderCallback, SendRequest, SendResult
+from shared.domain.reconcile import Lookup, SentQuery
 from shared.ports import Provider
 
 
@@ -105,6 +106,10 @@ class RateLimitedProvider:
         self._inner = inner
         self._limiter = limiter
         self.name = inner.name
+        self.replay_window = inner.replay_window
+
+    def lookup(self, query: SentQuery) -> Lookup:
+        return self._inner.lookup(query)  # a lookup sends nothing: not paced
 
     def send(self, request: SendRequest) -> SendResult:
         self._limiter.acquire()

@@ -30,6 +30,7 @@ class ChannelConfig:
     send_lease: timedelta
     callback_processing: CallbackProcessing  # no default: the settings (default "queued") decide
     send_concurrency: int = 8
+    reconcile_after: timedelta = timedelta(seconds=600)  # RECONCILE_AFTER_SECONDS (docs/reconciliation.md)
 
 
 @dataclass(frozen=True)

@@ -9,9 +9,10 @@ an expired lease → ambiguous (never resent); claimed → the decision is appli
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
+from shared.app import reconcile_orders as reconcile
 from shared.app.config import Handled, Outcome, handled
 from shared.app.deps import Deps
 from shared.app.message import Contacts, activity_ids, load_message_and_contact, set_opted_out
@@ -20,6 +21,7 @@ from shared.domain import state as machine
 from shared.domain.errors import PoisonMessage, TransientError
 from shared.domain.models import ActivityRef, Contact
 from shared.domain.phone import normalize_e164
+from shared.domain.reconcile import attempt_start
 from shared.domain.send import OUTBOUND
 from shared.domain.state import FINAL_SEND_STATES, ActivityState, SendStatus
 from shared.log import log_event, mask_phone
@@ -95,6 +97,8 @@ def process_activity(deps: Deps, activity: ActivityRef, contacts: Contacts | Non
 
 def _existing(deps: Deps, record: ActivityState) -> Handled:
     ids = activity_ids(record.activity)
+    if record.send_status is SendStatus.AMBIGUOUS:  # issue #13: (re)publish its reconciliation order, in case the
+        reconcile.schedule(deps, record)  # worker that made it ambiguous died before publishing it
     if record.send_status in FINAL_SEND_STATES:
         log_event("activity.duplicate", send_status=record.send_status.value, **ids)
         return handled("duplicate", record, record.send_status.value)
@@ -106,13 +110,15 @@ def _existing(deps: Deps, record: ActivityState) -> Handled:
         raise TransientError("another worker is sending this activity", retry_after=wait)
     reason = "worker stopped after calling the provider (lease expired)"
     record = deps.records.activities.mutate(record.key, lambda s: machine.ambiguous(s, detail=reason))
-    _log_ambiguous(record, reason)
+    _log_ambiguous(deps, record, reason)
     return handled("ambiguous", record, record.last_error)
 
 
-def _log_ambiguous(record: ActivityState, reason: str) -> None:
-    """No duplicate SMS is the priority: an uncertain send is never repeated; a later delivery report for it
-    (it carries the activity id) still resolves it to sent/delivered."""
+def _log_ambiguous(deps: Deps, record: ActivityState, reason: str) -> None:
+    """No duplicate SMS is the priority: an uncertain send is never repeated blindly; it is reconciled by asking the
+    provider (issue #13), or a delivery report for it (it carries the activity id) resolves it first."""
+    if record.send_status is SendStatus.AMBIGUOUS:
+        reconcile.schedule(deps, record)
     log_event(
         "activity.ambiguous",
         logging.ERROR,
@@ -129,6 +135,7 @@ def _send(deps: Deps, record: ActivityState, phone: str, text: str) -> Handled:
     # activity even if the worker dies between the provider accepting and our state write.
     deps.records.indexes.index_phone(phone, activity.row_id, deps.clock.now())
     request = send_request(activity.row_id, phone, text, deps.config.callback_url)
+    request = replace(request, first_sent=first_sent(deps, record))  # issue #13: the repeatable series' start
     provider = deps.provider
     log_event("provider.send", provider=provider.name, phone=mask_phone(phone), attempt=record.send_attempts, **ids)
     attempt = send_claimed(deps.records.activities, OUTBOUND, provider, activity.row_id, request)
@@ -149,5 +156,12 @@ def _send(deps: Deps, record: ActivityState, phone: str, text: str) -> Handled:
     if attempt.kind == "released":
         log_event("provider.transient", logging.WARNING, reason=transient.detail, **ids)
         raise transient
-    _log_ambiguous(record, transient.detail)
+    _log_ambiguous(deps, record, transient.detail)
     return Handled(Outcome("ambiguous", activity.row_id, transient.detail))
+
+
+def first_sent(deps: Deps, record: ActivityState) -> datetime | None:
+    return attempt_start(record.first_attempt_until, deps.config.send_lease)
+
+
+send_now = _send  # a claimed record, sent (shared.app.reconcile resends through it)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from enum import StrEnum
 from typing import Literal
 
@@ -71,6 +72,7 @@ class SendRequest:
     status_callback_url: str
     idempotency_key: str  # stable per activity: providers that support repeatability use it
     sender: str | None = None  # overrides the configured sender (real-time journeys: the channel instance)
+    first_sent: datetime | None = None  # first attempt of the repeatable series (ACS repeatabilityFirstSent)
 
 
 @dataclass(frozen=True)

@@ -11,10 +11,16 @@ with ACS_EVENTGRID_SECRET in the ``X-Channel-Secret`` header (``?secret=`` still
 CloudEvents 1.0 schema (see :mod:`shared.providers.eventgrid`). Event Grid signs nothing, so that secret is the
 authentication; it is checked before anything else is read, including the validation handshakes.
 
-Repeatability: SDK 1.1.0 generates ``repeatabilityRequestId`` / ``repeatabilityFirstSent`` itself for every
-``send()`` call and does not let the caller choose them. They therefore protect the retries the SDK makes inside one
-call (we allow one, after a read timeout), not our own rescheduled attempts; see docs/providers.md for how that
-shapes the error mapping.
+Repeatability (issue #13): ``SmsClient.send`` of SDK 1.1.0 puts a fresh ``uuid4`` and the current time into every
+recipient's ``repeatabilityRequestId`` / ``repeatabilityFirstSent`` and takes no argument to choose them, so a
+rescheduled attempt of ours would be a new request to ACS. We therefore build the ``SendMessageRequest`` ourselves and
+send it through the SDK client's own generated operation (``_sms_service_client.sms.send``): same pipeline,
+authentication (HMAC or Entra ID), retry policy and transport as ``SmsClient.send``, but with
+``repeatabilityRequestId`` derived from the activity and its repeatable series
+(:func:`shared.domain.reconcile.repeatability_id`) and ``repeatabilityFirstSent`` = the series' first attempt
+(RFC 1123, IMF-fixdate). ACS answers a replay inside its tracked duration (5 minutes) with the original result and
+sends nothing new, which is how an ambiguous ACS send is reconciled (:meth:`AcsProvider.lookup` answers ``replay``);
+a replay outside the window is refused with 412, mapped to *ambiguous*, never to a fresh send.
 """
 
 from __future__ import annotations
@@ -22,11 +28,14 @@ from __future__ import annotations
 import logging
 import re
 import threading
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
 from typing import Any
 from urllib.parse import urlsplit
 
 import requests
 
+from shared.domain import reconcile
 from shared.domain.errors import CallbackRejected, SendFailedTransient, SendRejected
 from shared.domain.models import (
     HttpReply,
@@ -39,6 +48,7 @@ from shared.domain.models import (
     StatusEvent,
     StatusKind,
 )
+from shared.domain.reconcile import Lookup, SentQuery
 from shared.log import log_event, scrub
 from shared.providers import eventgrid
 from shared.urls import is_loopback_host
@@ -62,8 +72,13 @@ def _is_loopback_http(endpoint: str) -> bool:
     return parts.scheme == "http" and is_loopback_host(parts.hostname)
 
 
+REPLAY_WINDOW = timedelta(minutes=5)  # ACS tracks repeatable requests this long (learn.microsoft.com, OASIS)
+REPLAY_MARGIN = timedelta(seconds=60)  # clock skew and the request's own duration
+
+
 class AcsProvider:
     name = NAME
+    replay_window: timedelta | None = REPLAY_WINDOW
 
     def __init__(
         self,
@@ -126,13 +141,7 @@ class AcsProvider:
         )
 
         try:
-            results = self._sms_client().send(
-                from_=getattr(request, "sender", None) or self._from,
-                to=request.to,
-                message=request.body,
-                enable_delivery_report=True,
-                tag=request.activity_row_id,
-            )
+            results = self._send_repeatable(request)
         except ServiceRequestError as exc:  # the request never left: nothing can have been sent
             raise SendFailedTransient(f"ACS unreachable: {exc.__class__.__name__}", retry_safe=True) from None
         except ServiceResponseError as exc:
@@ -151,6 +160,34 @@ class AcsProvider:
         if not results:
             raise SendFailedTransient("ACS answered 202 without a result for the recipient", retry_safe=False)
         return _recipient_result(results[0])
+
+    def _send_repeatable(self, request: SendRequest) -> list[Any]:
+        """``SmsClient.send`` with our own repeatability fields (see the module docstring for why)."""
+        from azure.communication.sms._generated.models import SendMessageRequest, SmsRecipient, SmsSendOptions
+
+        first_sent = request.first_sent or datetime.now(UTC)
+        recipient = SmsRecipient(
+            to=request.to,
+            repeatability_request_id=reconcile.repeatability_id(request.idempotency_key, first_sent),
+            repeatability_first_sent=format_datetime(first_sent.astimezone(UTC), usegmt=True),
+        )
+        body = SendMessageRequest(
+            from_property=request.sender or self._from,
+            sms_recipients=[recipient],
+            message=request.body,
+            sms_send_options=SmsSendOptions(enable_delivery_report=True, tag=request.activity_row_id),
+        )
+        generated = self._sms_client()._sms_service_client.sms  # the SDK's pipeline, auth and retry policy
+        return list(generated.send(body, cls=lambda _pipeline, result, _headers: list(result.value)))
+
+    # --- reconciliation (docs/reconciliation.md) ----------------------------------------------------
+    def lookup(self, query: SentQuery) -> Lookup:
+        """ACS has no message list; it deduplicates a replay inside its tracked window instead."""
+        if query.first_sent is None:
+            return reconcile.unknown("no first attempt recorded: a replay could not carry repeatabilityFirstSent")
+        if query.asked_at - query.first_sent > REPLAY_WINDOW - REPLAY_MARGIN:
+            return reconcile.unknown("outside the ACS repeatability window: only a delivery report can resolve it")
+        return reconcile.replay("ACS answers a replay with the same repeatability id from its own record")
 
     # --- callbacks ---------------------------------------------------------------------------------
     def handle_callback(self, request: InboundHttpRequest) -> ProviderCallback:
@@ -256,6 +293,8 @@ def _http_error(exc: Any) -> SendFailedTransient:
         return SendFailedTransient("ACS throttled the request (429)", retry_safe=True, retry_after=retry_after)
     if status == 504:
         return SendFailedTransient("ACS gateway timeout: the message may have been accepted", retry_safe=False)
+    if status == 412:  # a replay outside the repeatability window: ACS will not say whether it has the message
+        return SendFailedTransient("ACS refused the replay (412: outside the repeatability window)", retry_safe=False)
     if status >= 500:
         return SendFailedTransient(f"ACS HTTP {status}", retry_safe=True)
     # 401/403 (key, role assignment), 400 for the whole request (sender not on the resource, bad body), 404:
@@ -265,6 +304,8 @@ def _http_error(exc: Any) -> SendFailedTransient:
 
 def _recipient_result(result: Any) -> SendResult:
     status = int(getattr(result, "http_status_code", 0) or 0)
+    if status == 412:  # this recipient's replay came outside the repeatability window
+        raise SendFailedTransient("ACS refused the replay (412: outside the repeatability window)", retry_safe=False)
     message_id = getattr(result, "message_id", None)
     if getattr(result, "successful", False) and message_id:
         return SendResult(provider_message_id=str(message_id), status=str(status or "accepted"))

@@ -9,6 +9,7 @@ Callbacks: status callbacks and the "A message comes in" webhook arrive on the s
 
 from __future__ import annotations
 
+from datetime import timedelta
 from urllib.parse import parse_qsl
 
 import requests
@@ -25,8 +26,9 @@ from shared.domain.models import (
     StatusEvent,
     StatusKind,
 )
+from shared.domain.reconcile import Lookup, SentQuery
 from shared.log import scrub
-from shared.providers import twilio_signature
+from shared.providers import twilio_lookup, twilio_signature
 
 NAME = "twilio"
 EMPTY_TWIML = b'<?xml version="1.0" encoding="UTF-8"?><Response/>'
@@ -64,6 +66,9 @@ def _is_connect_failure(exc: requests.RequestException) -> bool:
 
 class TwilioProvider:
     name = NAME
+    replay_window: timedelta | None = (
+        None  # Messages create has no idempotency key: ambiguous sends are looked up in the list
+    )
 
     def __init__(
         self,
@@ -77,6 +82,7 @@ class TwilioProvider:
         session: requests.Session,
         timeout: float = 10.0,
     ) -> None:
+        self._api_base_url = api_base_url
         self._sid = account_sid
         self._token = auth_token
         self._from = sender
@@ -87,11 +93,14 @@ class TwilioProvider:
         self._timeout = timeout
 
     # --- send --------------------------------------------------------------------------------------
-    def send(self, request: SendRequest) -> SendResult:
-        to = request.to
-        sender = request.sender or self._from
+    def _addresses(self, to: str, override: str | None) -> tuple[str, str | None]:
+        sender = override or self._from
         if sender and sender.startswith("whatsapp:") and not to.startswith("whatsapp:"):
             to = "whatsapp:" + to
+        return to, sender
+
+    def send(self, request: SendRequest) -> SendResult:
+        to, sender = self._addresses(request.to, request.sender)
         form = {"To": to, "Body": request.body, "StatusCallback": request.status_callback_url}
         if request.sender or not self._service:
             form["From"] = sender or ""
@@ -131,6 +140,26 @@ class TwilioProvider:
         # 401/403/404 and other 400s are about our configuration (credentials, sender), not the contact:
         # keep the message and retry later; it reaches the poison queue with this reason if never fixed.
         raise SendFailedTransient(f"Twilio refused the request: HTTP {status} {code} {message}", retry_safe=True)
+
+    # --- reconciliation (docs/reconciliation.md) ----------------------------------------------------
+    def lookup(self, query: SentQuery) -> Lookup:
+        to, sender = self._addresses(query.to, query.sender)
+        filters = {"To": to}
+        if query.sender or not self._service:
+            filters["From"] = sender or ""
+            check = ("from", sender or "")
+        else:  # a messaging service picks the number: match the service instead
+            check = ("messaging_service_sid", self._service)
+        return twilio_lookup.lookup_message(
+            self._session,
+            api_base_url=self._api_base_url,
+            list_url=self._endpoint,
+            auth=(self._sid, self._token),
+            filters=filters,
+            sender_check=check,
+            query=query,
+            timeout=self._timeout,
+        )
 
     # --- callbacks ---------------------------------------------------------------------------------
     def handle_callback(self, request: InboundHttpRequest) -> ProviderCallback:
