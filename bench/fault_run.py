@@ -57,6 +57,7 @@ def main(argv: list[str] | None = None) -> int:
         result["duplicate sends"]
         or result["lost activities"]
         or result["lost callbacks"]
+        or result["left ambiguous"]
         or result["log leaks"]
         or result["poison handling failures"]
     )

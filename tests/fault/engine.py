@@ -55,6 +55,7 @@ from shared.records.codecs import ACTIVITIES
 from shared.records.store import RecordStore
 from shared.service import ChannelService
 from tests.fakes import config as channel_config
+from tests.fault.provider_view import TwilioView
 from tests.helpers import MESSAGE_ID, MESSAGE_TABLE, activity_message, fixture_bytes
 
 TWILIO_SID = "AC" + "f" * 32
@@ -89,6 +90,8 @@ class Rates:
     no_callbacks: float = 0.02  # carrier never reports: no status callback at all
     replies: float = 0.06
     stop_replies: float = 0.015
+    lookup_faults: float = 0.10  # provider lookups (Twilio Messages list) answered 500 / 429 / timeout (issue #13)
+    list_lag_seconds: float = 300.0  # a created message appears in the provider's list up to this much later
 
 
 @dataclass
@@ -136,6 +139,7 @@ class CaptureHandler(logging.Handler):
         self.lines: list[str] = []
         self.events: Counter[str] = Counter()
         self.ambiguous_rows: set[str] = set()
+        self.decisions: dict[str, list[str]] = {}  # activity row -> reconciliation decisions, in order
 
     def emit(self, record: logging.LogRecord) -> None:
         message = record.getMessage()
@@ -149,6 +153,8 @@ class CaptureHandler(logging.Handler):
             self.events[event] += 1
             if event == "activity.ambiguous":
                 self.ambiguous_rows.add(str(dims.get("activity_row")))
+            if event == "reconcile.decision":
+                self.decisions.setdefault(str(dims.get("activity_row")), []).append(str(dims.get("decision")))
 
 
 def _response(status: int, body: Any = None, headers: Mapping[str, str] | None = None) -> requests.Response:
@@ -206,6 +212,9 @@ class Simulation:
         self.max_nesting_seen = 0
         self._steps_per_message: dict[str, float] = {}
 
+        self.twilio_view = TwilioView(
+            self.rng, TWILIO_SID, max_lag_seconds=self.rates.list_lag_seconds, fault_rate=self.rates.lookup_faults
+        )
         self.crashing_store = _CrashingStore(self.store, self)
         self.instances = [self._new_instance() for _ in range(instances)]
         self.service = self.instances[0]
@@ -529,8 +538,9 @@ class Simulation:
         self.schedule(self.now + timedelta(seconds=30 * attempt), "callback", **{**p, "attempt": attempt + 1})
 
     # ----------------------------------------------------------------------------------- provider side
-    def provider_accepted(self, to: str, status_callback: str) -> str:
+    def provider_accepted(self, to: str, status_callback: str, body: str = "") -> str:
         sid = "SM" + uuid.UUID(int=self.rng.getrandbits(128)).hex
+        self.twilio_view.accept(sid, to, SENDER, body, self.now)
         row_id = parse_qs(urlsplit(status_callback).query)["activity"][0]
         truth = self.by_row[row_id]
         truth.accepted_sids.append(sid)
@@ -638,8 +648,12 @@ class Simulation:
                 continue
             if state.due:
                 lost_activities.append(f"interactions stranded in due={state.due}: {where}")
+            decisions = self.capture.decisions.get(truth.row_id, [])
             if truth.row_id in self.capture.ambiguous_rows and status is SendStatus.SENT:
-                ambiguous["send resolved by a delivery report"] += 1
+                settled = [d for d in decisions if d in ("found", "resent", "replayed")]
+                ambiguous[
+                    f"send resolved by {'reconciliation: ' + settled[-1] if settled else 'a delivery report'}"
+                ] += 1
             if truth.kind == "opted_out":
                 if accepted or got:
                     lost_activities.append(f"opted-out contact was sent to / recorded: {where}")
@@ -714,6 +728,8 @@ class Simulation:
             "lost activities": len(lost_activities),
             "lost callbacks": len(lost_callbacks),
             "ambiguous cases": dict(ambiguous),
+            "left ambiguous": sum(1 for t in self.truths if _status(state_of[t.row_id]) is SendStatus.AMBIGUOUS),
+            "reconciliation": self._reconciliation(),
             "poison messages (right reason, one attempt)": f"{poison_ok}/{len(self.expected_poison)}",
             "poison handling failures": poison_bad,
             "unexpected poison": unexpected_poison[:20],
@@ -750,6 +766,22 @@ class Simulation:
             "simulated hours": round((self.now - START).total_seconds() / 3600, 1),
         }
 
+    def _reconciliation(self) -> dict[str, Any]:
+        """Reconciliation outcomes (issue #13): decisions logged, and the provider lookups made."""
+        decisions: Counter[str] = Counter(d for row in self.capture.decisions.values() for d in row)
+        view = self.twilio_view
+        return {
+            "found": decisions["found"],
+            "resent": decisions["resent"],
+            "replayed": decisions["replayed"],
+            "retried (could not tell)": decisions["retry"],
+            "left for an operator": decisions["left_ambiguous"],
+            "activities reconciled": len(self.capture.decisions),
+            "provider lookups": view.lookups,
+            "lookup faults injected": dict(view.faults),
+            "messages not yet listed when asked (lag)": view.lagging_hidden,
+        }
+
     def scan_logs(self) -> list[str]:
         """Full phone numbers, message text, reply text, codes and secrets must never reach a log record."""
         secret_digits = {t.phone.lstrip("+") for t in self.truths if t.phone} | {t.code for t in self.truths}
@@ -764,6 +796,10 @@ class Simulation:
 
 
 # ----------------------------------------------------------------------------------------------- fakes on the wire
+def _status(state: ActivityState | None) -> SendStatus | None:
+    return None if state is None else state.send_status
+
+
 class _SimClock:
     def __init__(self, sim: Simulation) -> None:
         self._sim = sim
@@ -965,7 +1001,7 @@ class _TwilioSession:
                 sim.idle(10.0)
                 if truth.kind != "rejected" and rng.random() < 0.5:  # timed out after Twilio queued it
                     sim.provider_faults["504 although accepted"] += 1
-                    sim.provider_accepted(form["To"], form["StatusCallback"])
+                    sim.provider_accepted(form["To"], form["StatusCallback"], form["Body"])
                 return _response(504, {"code": 20504, "message": "Gateway timeout"})
             sim.idle(0.1)
             return _response(int(kind), {"code": 20500, "message": "Internal server error"})
@@ -973,8 +1009,36 @@ class _TwilioSession:
         if truth.kind == "rejected":
             truth.rejected_calls += 1
             return _response(400, {"code": 21211, "message": f"The 'To' number {form['To']} is not valid."})
-        sid = sim.provider_accepted(form["To"], form["StatusCallback"])
+        sid = sim.provider_accepted(form["To"], form["StatusCallback"], form["Body"])
+        if rng.random() < sim.rates.provider_5xx / 4:  # the answer is lost after Twilio queued it
+            sim.provider_faults["read timeout although accepted"] += 1
+            sim.idle(10.0)
+            raise requests.ReadTimeout("injected: answer lost after Twilio queued the message")
         return _response(201, {"sid": sid, "status": "queued"})
+
+    def get(
+        self,
+        url: str,
+        *,
+        params: Mapping[str, str] | None = None,
+        auth: tuple[str, str] | None = None,
+        timeout: Any = None,
+    ) -> requests.Response:
+        """The Messages list resource (reconciliation lookups), with lag and injected failures."""
+        sim = self._sim
+        sim.step("provider.lookup")
+        assert auth == (TWILIO_SID, TWILIO_TOKEN)
+        view = sim.twilio_view
+        fault = view.fault()
+        if fault == "timeout":
+            sim.idle(10.0)
+            raise requests.ReadTimeout("injected: list request timed out")
+        if fault == "429":
+            return _response(429, {"code": 20429, "message": "Too Many Requests"}, {"Retry-After": "30"})
+        if fault == "500":
+            return _response(500, {"code": 20500, "message": "Internal server error"})
+        sim.idle(sim.rng.uniform(0.05, 0.3))
+        return _response(200, view.page(url, params, sim.now))
 
 
 def format_table(result: Mapping[str, Any]) -> str:
@@ -990,6 +1054,7 @@ def format_table(result: Mapping[str, Any]) -> str:
         "duplicate interactions unexplained",
         "lost activities",
         "lost callbacks",
+        "left ambiguous",
         "poison messages (right reason, one attempt)",
         "dead-lettered by Service Bus",
         "callbacks rejected (4xx) though genuine",
@@ -1003,6 +1068,8 @@ def format_table(result: Mapping[str, Any]) -> str:
         rows.append((f"interactions: {name}", str(count)))
     for name, count in result["ambiguous cases"].items():
         rows.append((f"ambiguous: {name}", str(count)))
+    for name, value in result["reconciliation"].items():
+        rows.append((f"reconciliation: {name}", json.dumps(value) if isinstance(value, dict) else str(value)))
     for group, values in result["faults injected"].items():
         rows.append((f"injected: {group}", json.dumps(values) if isinstance(values, dict) else str(values)))
     for name, count in result["key windows"].items():

@@ -26,6 +26,8 @@ def test_fault_run_in_memory(callback_processing: str) -> None:
     assert result["duplicate sends"] == 0
     assert result["lost activities"] == 0, result["lost activity samples"]
     assert result["lost callbacks"] == 0, result["lost callback samples"]
+    assert result["left ambiguous"] == 0  # issue #13: every ambiguous send reconciled
+    assert result["reconciliation"]["found"] > 0 and result["reconciliation"]["resent"] > 0
     assert result["poison handling failures"] == 0
     assert result["unexpected poison count"] == 0, result["unexpected poison"]
     assert result["dead-lettered by Service Bus"] == 0
