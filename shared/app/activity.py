@@ -50,7 +50,8 @@ def handle_activity_batch(deps: Deps, messages: Sequence[QueueMessage]) -> list[
 
     items = list(work.values())
     contacts = prefetch_contacts(deps, [activity for _, activity in items])
-    results = _process_all(deps, items, contacts) + [_reconcile(deps, i, messages[i]) for i in orders]
+    # reconciliation orders first: a replaying provider (ACS) must be asked inside its window
+    results = [_reconcile(deps, i, messages[i]) for i in orders] + _process_all(deps, items, contacts)
     outbox = Outbox(deps)
     outbox.collect(result for _, result in results if isinstance(result, Handled))
     failures = outbox.report()

@@ -9,7 +9,7 @@ from shared.app.deps import Deps
 from shared.app.message import activity_ids
 from shared.domain import reconcile
 from shared.domain.reconcile import KIND_PROPERTY, RECONCILE_KIND, ReconcileOrder
-from shared.domain.state import ActivityState
+from shared.domain.state import ActivityState, SendStatus
 from shared.log import log_event
 from shared.ports import QueueMessage
 
@@ -20,11 +20,11 @@ def is_order(message: QueueMessage) -> bool:
 
 def due_at(deps: Deps, record: ActivityState) -> datetime:
     """When the provider's view of this record's latest attempt is settled enough to ask."""
-    lease = deps.config.send_lease
     now = deps.clock.now()
     window_end = record.attempt_until or now
-    first_sent = reconcile.attempt_start(record.first_attempt_until, lease)
-    return reconcile.reconcile_at(window_end, deps.config.reconcile_after, first_sent, deps.provider.replay_window, now)
+    in_flight = record.send_status is SendStatus.SENDING
+    replay = deps.provider.replay_window
+    return reconcile.reconcile_at(window_end, deps.config.reconcile_after, replay, now, in_flight=in_flight)
 
 
 def schedule(deps: Deps, record: ActivityState) -> None:
@@ -40,3 +40,12 @@ def schedule(deps: Deps, record: ActivityState) -> None:
         scheduled_at=at,
     )
     log_event("reconcile.scheduled", due=at.isoformat(), attempt=record.send_attempts, **activity_ids(record.activity))
+
+
+def schedule_watchdog(deps: Deps, record: ActivityState) -> None:
+    """For a provider that deduplicates replays only for a while (ACS: 5 minutes), the order is published *before*
+    the provider call, due right after the lease: a worker dying in the call is then reconciled inside the window
+    whatever the activity message's redelivery timing. A send that completes makes it a no-op (one scheduled
+    message per send, ACS only)."""
+    if deps.provider.replay_window is not None:
+        schedule(deps, record)

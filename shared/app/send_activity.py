@@ -107,6 +107,7 @@ def _existing(deps: Deps, record: ActivityState) -> Handled:
     now = deps.clock.now()
     if record.lease_until and record.lease_until > now:
         wait = (record.lease_until - now).total_seconds()
+        reconcile.schedule_watchdog(deps, record)  # issue #13: a replaying provider's window must not be missed
         raise TransientError("another worker is sending this activity", retry_after=wait)
     reason = "worker stopped after calling the provider (lease expired)"
     record = deps.records.activities.mutate(record.key, lambda s: machine.ambiguous(s, detail=reason))
@@ -138,6 +139,7 @@ def _send(deps: Deps, record: ActivityState, phone: str, text: str) -> Handled:
     request = replace(request, first_sent=first_sent(deps, record))  # issue #13: the repeatable series' start
     provider = deps.provider
     log_event("provider.send", provider=provider.name, phone=mask_phone(phone), attempt=record.send_attempts, **ids)
+    reconcile.schedule_watchdog(deps, record)  # issue #13: providers with a replay window (ACS) only
     attempt = send_claimed(deps.records.activities, OUTBOUND, provider, activity.row_id, request)
     record = attempt.record
     if attempt.result is not None:

@@ -28,6 +28,7 @@ RECONCILE_KIND = "reconcile"
 KIND_PROPERTY = "channel-kind"  # application property marking a reconciliation message on the activity queue
 CLOCK_SKEW = timedelta(seconds=5)  # tolerance between our clock and the provider's timestamps
 MAX_DELAY_SECONDS = 3600.0
+REPLAY_SETTLE = timedelta(seconds=5)  # after the lease deadline, before a replay (ACS)
 _REPEATABILITY_NAMESPACE = uuid.UUID("5b0f3c2e-7a51-4d0e-9a57-2f1c6f0d1e13")
 
 LookupKind = Literal["found", "absent", "replay", "unknown"]
@@ -125,18 +126,19 @@ def attempt_start(attempt_until: datetime | None, lease: timedelta) -> datetime 
 def reconcile_at(
     window_end: datetime,
     delay: timedelta,
-    first_sent: datetime | None,
     replay_window: timedelta | None,
     now: datetime,
+    *,
+    in_flight: bool,
 ) -> datetime:
     """When the provider's view is settled enough to ask: ``delay`` (RECONCILE_AFTER_SECONDS) after the latest
-    moment the request could have left (the attempt's lease deadline). A provider whose replay protection expires
-    (``replay_window``: ACS tracks repeatable requests for 5 minutes) is asked within the first half of that window
-    instead, since a replay is answered from the provider's own record. Never earlier than now."""
-    at = window_end + delay
-    if replay_window is not None and first_sent is not None:
-        at = min(at, first_sent + replay_window / 2)
-    return max(at, now)
+    moment the request could have left (the attempt's lease deadline). A provider that deduplicates a replay
+    (``replay_window``: ACS tracks repeatable requests for 5 minutes) answers from its own record, so it is asked at
+    once for a send already known to be ambiguous, and right after the lease deadline for one still in flight
+    (``in_flight``: the watchdog order published before the call). Never earlier than now."""
+    if replay_window is not None:
+        return max(now, window_end + REPLAY_SETTLE) if in_flight else now
+    return max(now, window_end + delay)
 
 
 def retry_delay(attempt: int, base_seconds: float, retry_after: float | None) -> float:

@@ -28,6 +28,7 @@ from __future__ import annotations
 import logging
 import re
 import threading
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from typing import Any
@@ -124,9 +125,8 @@ class AcsProvider:
                 connection_timeout=3.05,
                 read_timeout=self._timeout,
             ),
-            # One in-call retry, only after a read timeout / reset: it re-sends the same body, hence the same
-            # repeatabilityRequestId, so ACS executes it once. Everything else is left to our own scheduler.
-            "retry_policy": _repeatable_retry_policy(),
+            # no pipeline retries: send() replays once itself after a read error (same repeatabilityRequestId)
+            "retry_policy": _no_retry_policy(),
         }
         if not self._access_key and _is_loopback_http(self._endpoint):
             options["per_call_policies"] = [_allow_plain_http_bearer()]  # loopback emulator only
@@ -140,32 +140,48 @@ class AcsProvider:
             ServiceResponseError,
         )
 
+        request = replace(request, first_sent=request.first_sent or datetime.now(UTC))  # one series per call
+        replayed = False
         try:
-            results = self._send_repeatable(request)
+            try:
+                results = self._send_repeatable(request)
+            except ServiceResponseError:
+                # The request left and no answer came. Replay it once with the same repeatability id: ACS answers
+                # with the original result if it took it, or executes it now. After this, any failure is
+                # ambiguous: the first request may have been taken (issue #13 found the SDK's in-call retry
+                # turning "timeout, then 500" into a retry-safe failure and a duplicate SMS).
+                replayed = True
+                results = self._send_repeatable(request)
         except ServiceRequestError as exc:  # the request never left: nothing can have been sent
+            if replayed:
+                raise _ambiguous(f"ACS did not answer, and its replay failed: {exc.__class__.__name__}") from None
             raise SendFailedTransient(f"ACS unreachable: {exc.__class__.__name__}", retry_safe=True) from None
-        except ServiceResponseError as exc:
-            # Sent, no answer (even after the SDK's repeatable retry). Our next attempt would carry a new
-            # repeatabilityRequestId, so it is not protected: ambiguous, never resent automatically.
-            raise SendFailedTransient(
-                f"ACS did not answer: {exc.__class__.__name__}; the message may have been accepted", retry_safe=False
-            ) from None
+        except ServiceResponseError as exc:  # sent, no answer, twice: reconciled by a later replay
+            raise _ambiguous(f"ACS did not answer: {exc.__class__.__name__}") from None
         except ClientAuthenticationError as exc:
             status = getattr(exc, "status_code", None)
+            if replayed:
+                raise _ambiguous(f"ACS did not answer, and its replay was refused ({status})") from None
             raise SendFailedTransient(
                 f"ACS authentication failed ({status or 'no token'}): {_reason(exc)}", retry_safe=True
             ) from None
         except HttpResponseError as exc:
-            raise _http_error(exc) from None
+            error = _http_error(exc)
+            raise (
+                _ambiguous(f"ACS did not answer, and its replay failed: {error.detail}") if replayed else error
+            ) from None
         if not results:
             raise SendFailedTransient("ACS answered 202 without a result for the recipient", retry_safe=False)
-        return _recipient_result(results[0])
+        try:
+            return _recipient_result(results[0])
+        except SendFailedTransient as error:
+            raise (_ambiguous(f"after a replay: {error.detail}") if replayed else error) from None
 
     def _send_repeatable(self, request: SendRequest) -> list[Any]:
         """``SmsClient.send`` with our own repeatability fields (see the module docstring for why)."""
         from azure.communication.sms._generated.models import SendMessageRequest, SmsRecipient, SmsSendOptions
 
-        first_sent = request.first_sent or datetime.now(UTC)
+        first_sent = request.first_sent or datetime.now(UTC)  # send() always sets it
         recipient = SmsRecipient(
             to=request.to,
             repeatability_request_id=reconcile.repeatability_id(request.idempotency_key, first_sent),
@@ -249,19 +265,16 @@ class AcsProvider:
         return None
 
 
-def _repeatable_retry_policy() -> Any:
-    """azure-core never retries a POST after a read error; ACS's repeatability makes exactly that retry safe."""
+def _no_retry_policy() -> Any:
+    """No retries inside the pipeline: after a read error :meth:`AcsProvider.send` replays the request itself (same
+    repeatability id), so that it knows a replay happened and never takes a later failure as retry-safe."""
     from azure.core.pipeline.policies import RetryPolicy
 
-    class RepeatableRetry(RetryPolicy):  # type: ignore[type-arg]
-        def configure_retries(self, options: dict[str, Any]) -> dict[str, Any]:
-            settings: dict[str, Any] = super().configure_retries(options)
-            settings["methods"] = frozenset(settings["methods"]) | {"POST"}
-            return settings
+    return RetryPolicy(retry_total=0)
 
-    return RepeatableRetry(
-        retry_total=1, retry_connect=0, retry_status=0, retry_read=1, retry_backoff_factor=0.5, retry_backoff_max=2
-    )
+
+def _ambiguous(detail: str) -> SendFailedTransient:
+    return SendFailedTransient(f"{detail}; the message may have been accepted", retry_safe=False)
 
 
 def _allow_plain_http_bearer() -> Any:
@@ -293,6 +306,8 @@ def _http_error(exc: Any) -> SendFailedTransient:
         return SendFailedTransient("ACS throttled the request (429)", retry_safe=True, retry_after=retry_after)
     if status == 504:
         return SendFailedTransient("ACS gateway timeout: the message may have been accepted", retry_safe=False)
+    if status == 409:  # a replay while the original request is still in progress (repeatable requests)
+        return SendFailedTransient("ACS: the original request is still in progress (409)", retry_safe=False)
     if status == 412:  # a replay outside the repeatability window: ACS will not say whether it has the message
         return SendFailedTransient("ACS refused the replay (412: outside the repeatability window)", retry_safe=False)
     if status >= 500:
@@ -304,7 +319,7 @@ def _http_error(exc: Any) -> SendFailedTransient:
 
 def _recipient_result(result: Any) -> SendResult:
     status = int(getattr(result, "http_status_code", 0) or 0)
-    if status == 412:  # this recipient's replay came outside the repeatability window
+    if status in (409, 412):  # this recipient's replay: still in progress, or outside the repeatability window
         raise SendFailedTransient("ACS refused the replay (412: outside the repeatability window)", retry_safe=False)
     message_id = getattr(result, "message_id", None)
     if getattr(result, "successful", False) and message_id:

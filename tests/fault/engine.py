@@ -49,12 +49,14 @@ from shared.adapters.tokens import StaticToken
 from shared.app.deps import build_deps
 from shared.domain.models import InboundHttpRequest
 from shared.domain.state import ActivityState, SendStatus
-from shared.ports import QueueMessage
+from shared.ports import Provider, QueueMessage
+from shared.providers.acs import AcsProvider
 from shared.providers.twilio import TwilioProvider
 from shared.records.codecs import ACTIVITIES
 from shared.records.store import RecordStore
 from shared.service import ChannelService
 from tests.fakes import config as channel_config
+from tests.fault.acs_side import ACS_KEY, ACS_SECRET, ACS_URL, AcsSession, acs_statuses, event_request
 from tests.fault.provider_view import TwilioView
 from tests.helpers import MESSAGE_ID, MESSAGE_TABLE, activity_message, fixture_bytes
 
@@ -177,6 +179,9 @@ class Simulation:
         instances: int = 3,
         batch_size: int = 16,
         callback_processing: str = "queued",
+        provider: str = "twilio",
+        reconcile_after: float = 600.0,
+        arrival_rate: float = 20.0,
     ) -> None:
         self.n = n
         self.seed = seed
@@ -185,6 +190,9 @@ class Simulation:
         self.max_nesting = max_nesting
         self.batch_size = batch_size
         self.callback_processing = callback_processing
+        self.provider = provider  # twilio | acs (tests/fault/acs_side.py)
+        self.reconcile_after = timedelta(seconds=reconcile_after)
+        self.arrival_rate = arrival_rate  # activities per simulated second (a backlog builds above ~0.3/s)
         self.last_response = requests.Response()
         self.dataverse = DataverseEmulator(token=DATAVERSE_TOKEN)
         self.now = START
@@ -215,6 +223,7 @@ class Simulation:
         self.twilio_view = TwilioView(
             self.rng, TWILIO_SID, max_lag_seconds=self.rates.list_lag_seconds, fault_rate=self.rates.lookup_faults
         )
+        self.acs_session = AcsSession(self)
         self.crashing_store = _CrashingStore(self.store, self)
         self.instances = [self._new_instance() for _ in range(instances)]
         self.service = self.instances[0]
@@ -232,7 +241,7 @@ class Simulation:
             pacer=Pacer(clock=self._timestamp, sleep=self.idle),
             clock=self._timestamp,
         )
-        provider = TwilioProvider(
+        provider: Provider = TwilioProvider(
             account_sid=TWILIO_SID,
             auth_token=TWILIO_TOKEN,
             sender=SENDER,
@@ -242,10 +251,19 @@ class Simulation:
             session=_TwilioSession(self),  # type: ignore[arg-type]
             timeout=10.0,
         )
+        if self.provider == "acs":
+            provider = AcsProvider(
+                endpoint=ACS_URL,
+                sender=SENDER,
+                eventgrid_secret=ACS_SECRET,
+                access_key=ACS_KEY,
+                session=self.acs_session,
+            )
         deps = build_deps(
             channel_config(
-                provider_name="twilio",
-                callback_url=CALLBACK_URL,
+                provider_name=self.provider,
+                callback_url=CALLBACK_URL.replace("twilio", self.provider),
+                reconcile_after=self.reconcile_after,
                 max_attempts=8,
                 retry_base_seconds=30.0,
                 send_lease=timedelta(seconds=120),
@@ -354,7 +372,7 @@ class Simulation:
             (b"[" * 50_000, "application/json", "invalid_json"),
         ]
         for index in range(self.n):
-            arrival += timedelta(seconds=self.rng.expovariate(20.0))
+            arrival += timedelta(seconds=self.rng.expovariate(self.arrival_rate))
             row_id, activity_id, contact_id = self._uuid(), self._uuid(), self._uuid()
             draw = self.rng.random()
             kind = "ok"
@@ -495,23 +513,26 @@ class Simulation:
         params: list[tuple[str, str]] = p["params"]
         url: str = p["url"]
         query = urlsplit(url).query
-        request = InboundHttpRequest(
-            method="POST",
-            path="/api/callbacks/twilio",
-            query={k: v[0] for k, v in parse_qs(query).items()},
-            headers={
-                "content-type": "application/x-www-form-urlencoded",
-                "x-twilio-signature": twilio_signature(TWILIO_TOKEN, url, params),
-            },
-            body=urlencode(params).encode(),
-            raw_query=query,
-        )
+        if self.provider == "acs":
+            request = event_request(p, SENDER, self.now)
+        else:
+            request = InboundHttpRequest(
+                method="POST",
+                path="/api/callbacks/twilio",
+                query={k: v[0] for k, v in parse_qs(query).items()},
+                headers={
+                    "content-type": "application/x-www-form-urlencoded",
+                    "x-twilio-signature": twilio_signature(TWILIO_TOKEN, url, params),
+                },
+                body=urlencode(params).encode(),
+                raw_query=query,
+            )
         self.counters["callback requests"] += 1
         status = 0
         instance = self._pick_instance()
         try:
             with self._invocation("callback"):
-                status = self.instances[instance].handle_callback("twilio", request).status
+                status = self.instances[instance].handle_callback(self.provider, request).status
         except Crash:
             self._crashed(instance)
         except Exception:  # noqa: BLE001 - the host answers 500
@@ -555,7 +576,9 @@ class Simulation:
             statuses = ["sent", "undelivered"]
         else:
             statuses = ["sent", "delivered"]
-        if statuses and rng.random() < 0.5:
+        if self.provider == "acs":
+            statuses = acs_statuses(["delivered" if s == "read" else s for s in statuses])
+        if statuses and rng.random() < 0.5 and self.provider != "acs":
             statuses.insert(0, "queued")
         if statuses and rng.random() < rates.duplicate_callbacks:
             statuses.append(rng.choice(statuses))
@@ -778,6 +801,7 @@ class Simulation:
             "left for an operator": decisions["left_ambiguous"],
             "activities reconciled": len(self.capture.decisions),
             "provider lookups": view.lookups,
+            "replays answered from the provider's record (ACS)": self.acs_session.replays,
             "lookup faults injected": dict(view.faults),
             "messages not yet listed when asked (lag)": view.lagging_hidden,
         }
@@ -785,7 +809,7 @@ class Simulation:
     def scan_logs(self) -> list[str]:
         """Full phone numbers, message text, reply text, codes and secrets must never reach a log record."""
         secret_digits = {t.phone.lstrip("+") for t in self.truths if t.phone} | {t.code for t in self.truths}
-        texts = [TWILIO_TOKEN, DATAVERSE_TOKEN, "your code is"]
+        texts = [TWILIO_TOKEN, DATAVERSE_TOKEN, ACS_KEY, ACS_SECRET, "your code is"]
         digits = re.compile(r"\d{7,}")
         leaks = []
         for line in self.capture.lines:

@@ -212,3 +212,25 @@ def test_acs_lookup_answers_replay_inside_its_window_and_unknown_outside() -> No
     assert acs.lookup(query(first_sent=now - timedelta(minutes=4, seconds=30), asked_at=now)).kind == "unknown"
     assert acs.lookup(replace(query(), first_sent=None)).kind == "unknown"
     assert acs.replay_window == timedelta(minutes=5)
+
+
+def test_acs_a_failure_after_a_replay_is_ambiguous_not_retry_safe(acs: AcsEmulator) -> None:
+    """Regression (found by the ACS fault run): the first request is taken but its answer is lost, the replay gets a
+    500. Before, the SDK's in-call retry surfaced only the 500, mapped as retry-safe: a new series and a second SMS."""
+
+    class AnswerLostThen500(requests.Session):
+        calls = 0
+
+        def request(self, method: str | bytes, url: str | bytes, *args: Any, **kwargs: Any) -> requests.Response:  # type: ignore[override]
+            self.calls += 1
+            if self.calls == 1:
+                super().request(method, url, *args, **kwargs)  # ACS takes it ...
+                raise requests.ReadTimeout("injected: the answer is lost")  # ... and the answer is lost
+            acs.inject("POST", r"^/sms", status=500, body={"error": {"code": "InternalError", "message": "-"}})
+            return super().request(method, url, *args, **kwargs)
+
+    session = AnswerLostThen500()
+    with pytest.raises(SendFailedTransient) as error:
+        acs_provider(acs, session=session).send(request(first_sent=datetime.now(UTC)))
+    assert error.value.retry_safe is False and session.calls == 2
+    assert len(acs.messages) == 1

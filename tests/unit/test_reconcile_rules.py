@@ -75,15 +75,19 @@ def test_the_body_digest_normalises_unicode() -> None:
 
 # --- when to ask, the order, the repeatability id ---------------------------------------------------------------
 def test_reconcile_at_waits_for_the_settle_delay_after_the_lease_deadline() -> None:
-    at = reconcile.reconcile_at(LEASE, timedelta(seconds=600), T0, None, T0 + timedelta(seconds=10))
-    assert at == LEASE + timedelta(seconds=600)
+    delay = timedelta(seconds=600)
+    for in_flight in (True, False):
+        at = reconcile.reconcile_at(LEASE, delay, None, T0 + timedelta(seconds=10), in_flight=in_flight)
+        assert at == LEASE + delay
+    late = LEASE + timedelta(hours=1)
+    assert reconcile.reconcile_at(LEASE, delay, None, late, in_flight=False) == late
 
 
-def test_a_replaying_provider_is_asked_inside_its_window_but_never_in_the_past() -> None:
-    window = timedelta(minutes=5)
-    assert reconcile.reconcile_at(LEASE, timedelta(seconds=600), T0, window, T0) == T0 + timedelta(seconds=150)
-    late = T0 + timedelta(minutes=4)
-    assert reconcile.reconcile_at(LEASE, timedelta(seconds=600), T0, window, late) == late
+def test_a_replaying_provider_is_asked_at_once_or_right_after_the_lease() -> None:
+    window, delay = timedelta(minutes=5), timedelta(seconds=600)
+    now = T0 + timedelta(seconds=10)
+    assert reconcile.reconcile_at(LEASE, delay, window, now, in_flight=False) == now
+    assert reconcile.reconcile_at(LEASE, delay, window, now, in_flight=True) == LEASE + reconcile.REPLAY_SETTLE
 
 
 def test_the_order_round_trips_and_bad_orders_are_poison() -> None:
