@@ -9,6 +9,7 @@ COMMANDS = {
     "doctor": ("cli.doctor", "check settings, Dataverse, state table, queues and provider; print each fix"),
     "send-sample": ("cli.send_sample", "post one real-format activity message to the activity queue"),
     "deadletter": ("cli.deadletter", "list / show / replay dead-lettered and poison messages"),
+    "ambiguous": ("cli.ambiguous", "list the sends still being reconciled with the provider, and why"),
     "provision": ("cli.provision", "create or update the Dataverse side: table, tile, service endpoint, step"),
 }
 
