@@ -24,7 +24,7 @@ import logging
 from shared.app.config import Handled, handled
 from shared.app.deps import Deps
 from shared.app.message import activity_ids, load_message_and_contact
-from shared.app.reconcile_orders import due_at, schedule
+from shared.app.reconcile_orders import due_at, schedule, schedule_watchdog
 from shared.app.send_activity import plan_for, send_now
 from shared.app.settlement import ATTEMPT_PROPERTY
 from shared.domain import reconcile
@@ -77,6 +77,11 @@ def reconcile_activity(deps: Deps, key: str, *, attempt: int = 1) -> Handled:
     lease = deps.config.send_lease
     if record.send_status is SendStatus.AMBIGUOUS:
         found = _lookup(deps, record, plan.phone, text)
+        if found.kind == "unknown" and found.final:  # asking again can never tell (e.g. past ACS's window)
+            note = f"left for an operator or a delivery report: {found.detail}"
+            record = store.mutate(key, lambda s: machine.reconcile_deferred(s, note=note))
+            log_event("reconcile.decision", logging.WARNING, decision="left_ambiguous", reason=found.detail, **ids)
+            return handled("ambiguous", record, note)
         if found.kind == "unknown":
             note = f"unknown: {found.detail}"
             record = store.mutate(key, lambda s: machine.reconcile_deferred(s, note=note))
@@ -101,6 +106,7 @@ def reconcile_activity(deps: Deps, key: str, *, attempt: int = 1) -> Handled:
         if record.send_status is not SendStatus.SENDING or record.lease_until != until:
             return handled("duplicate", record, "another worker reconciled it first")
         log_event("reconcile.decision", decision=decision, reason=found.detail, **ids)
+        schedule_watchdog(deps, record)  # a replaying provider: this attempt is watched too
     else:  # claimed: a resend the provider certainly did not take (released): send it now
         until = now + lease
         masked = plan.phone_masked
@@ -109,6 +115,7 @@ def reconcile_activity(deps: Deps, key: str, *, attempt: int = 1) -> Handled:
         )
         if record.send_status is not SendStatus.SENDING or record.lease_until != until:
             return handled("duplicate", record, "another worker claimed it first")
+        schedule_watchdog(deps, record)
     return send_now(deps, record, plan.phone, text)
 
 

@@ -78,6 +78,8 @@ def process_activity(deps: Deps, activity: ActivityRef, contacts: Contacts | Non
     lease_until = deps.clock.now() + deps.config.send_lease
     first = _apply(deps, plan, ActivityState(activity), lease_until)
     assert first is not None  # a new record is unsent: every plan applies
+    if plan.action == "send":  # issue #13: before the claim is written, so no crash can skip it (ACS only)
+        reconcile.schedule_watchdog(deps, first)
     record, created = store.get_or_insert(first)
     if not created:
         if record.send_status is not SendStatus.CLAIMED:
@@ -85,6 +87,8 @@ def process_activity(deps: Deps, activity: ActivityRef, contacts: Contacts | Non
         record = store.mutate(activity.row_id, lambda s: _apply(deps, plan, s, lease_until))
         if not _took(plan, record, lease_until):
             return _existing(deps, record)  # another worker moved it on first
+        if plan.action == "send":  # a claimed record sent again: a new repeatable series (issue #13)
+            reconcile.schedule_watchdog(deps, record)
     ids = activity_ids(activity)
     if plan.action == "suppress":
         log_event("activity.suppressed", reason="compliance", column=deps.config.compliance_column, **ids)
@@ -139,7 +143,6 @@ def _send(deps: Deps, record: ActivityState, phone: str, text: str) -> Handled:
     request = replace(request, first_sent=first_sent(deps, record))  # issue #13: the repeatable series' start
     provider = deps.provider
     log_event("provider.send", provider=provider.name, phone=mask_phone(phone), attempt=record.send_attempts, **ids)
-    reconcile.schedule_watchdog(deps, record)  # issue #13: providers with a replay window (ACS) only
     attempt = send_claimed(deps.records.activities, OUTBOUND, provider, activity.row_id, request)
     record = attempt.record
     if attempt.result is not None:

@@ -42,6 +42,7 @@ class Lookup:
     message_id: str | None = None
     detail: str = ""
     retry_after: float | None = None
+    final: bool = False  # unknown for good: asking again can never tell (only a delivery report can resolve it)
 
 
 def found(message_id: str, detail: str = "") -> Lookup:
@@ -56,8 +57,8 @@ def replay(detail: str) -> Lookup:
     return Lookup("replay", detail=detail)
 
 
-def unknown(detail: str, retry_after: float | None = None) -> Lookup:
-    return Lookup("unknown", detail=detail, retry_after=retry_after)
+def unknown(detail: str, retry_after: float | None = None, *, final: bool = False) -> Lookup:
+    return Lookup("unknown", detail=detail, retry_after=retry_after, final=final)
 
 
 @dataclass(frozen=True)

@@ -202,7 +202,9 @@ class AcsProvider:
         if query.first_sent is None:
             return reconcile.unknown("no first attempt recorded: a replay could not carry repeatabilityFirstSent")
         if query.asked_at - query.first_sent > REPLAY_WINDOW - REPLAY_MARGIN:
-            return reconcile.unknown("outside the ACS repeatability window: only a delivery report can resolve it")
+            return reconcile.unknown(
+                "outside the ACS repeatability window: only a delivery report can resolve it", final=True
+            )
         return reconcile.replay("ACS answers a replay with the same repeatability id from its own record")
 
     # --- callbacks ---------------------------------------------------------------------------------

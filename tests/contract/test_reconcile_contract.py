@@ -61,12 +61,16 @@ def test_a_send_the_provider_never_had_is_sent_once_when_reconciled(contract: Co
     assert contract.response_types() == ["sent"]
 
 
-def test_a_lookup_that_cannot_tell_is_retried_later_and_sends_nothing(contract: Contract) -> None:
+def test_a_lookup_that_cannot_tell_never_resends(contract: Contract) -> None:
     contract.harness.lose_answers(2)
     assert _deliver(contract) == "ambiguous"
     contract.harness.fail_lookups(contract.clock)
-    assert _run_order(contract) == "retry_scheduled"
-    retry = contract.queue.messages[-1]
-    assert retry.application_properties[ATTEMPT_PROPERTY] == 2 and retry.scheduled_at is not None
+    if contract.harness.name == "twilio":  # the list may answer later: retried with backoff
+        assert _run_order(contract) == "retry_scheduled"
+        retry = contract.queue.messages[-1]
+        assert retry.application_properties[ATTEMPT_PROPERTY] == 2 and retry.scheduled_at is not None
+    else:  # past ACS's replay window nobody can ever tell: left for a delivery report, not retried
+        assert _run_order(contract) == "ambiguous"
+        assert ATTEMPT_PROPERTY not in contract.queue.messages[-1].application_properties
     assert len(contract.harness.sent()) == 1 and _state(contract) is SendStatus.AMBIGUOUS
     assert contract.response_types() == []

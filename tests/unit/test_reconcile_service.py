@@ -189,3 +189,12 @@ def test_a_malformed_order_is_poison() -> None:
     assert w.service.handle_activity_message(bad).result == "poisoned"
     [poisoned] = w.queue.on("activities-poison")
     assert poisoned.application_properties["DeadLetterReason"] == "invalid_reconcile"
+
+
+def test_an_unknown_that_can_never_be_known_is_not_retried() -> None:
+    w = ambiguous_world()
+    w.provider.lookup_results = [reconcile.unknown("outside the replay window", final=True)]
+    published = len(w.queue.messages)
+    assert run_latest_order(w) == "ambiguous"
+    assert len(w.queue.messages) == published and w.provider.sent == []
+    assert "outside the replay window" in (record(w).reconcile_note or "")
