@@ -96,7 +96,7 @@ def reconcile_activity(deps: Deps, key: str, *, attempt: int = 1) -> Handled:
             log_event("reconcile.decision", decision="found", provider_message_id=message_id, **ids)
             return handled("sent", record, message_id)
         decision = "resent" if found.kind == "absent" else "replayed"
-        note, until = f"{decision}: {found.detail}", now + lease
+        note, until = f"{decision}: {found.detail}", deps.clock.now() + lease  # now: the lookup took time
         record = store.mutate(
             key,
             lambda s: machine.reconcile_claim(
@@ -108,7 +108,7 @@ def reconcile_activity(deps: Deps, key: str, *, attempt: int = 1) -> Handled:
         log_event("reconcile.decision", decision=decision, reason=found.detail, **ids)
         schedule_watchdog(deps, record)  # a replaying provider: this attempt is watched too
     else:  # claimed: a resend the provider certainly did not take (released): send it now
-        until = now + lease
+        until = deps.clock.now() + lease
         masked = plan.phone_masked
         record = store.mutate(
             key, lambda s: machine.claim(s, provider=provider.name, lease_until=until, phone_masked=masked)

@@ -139,6 +139,9 @@ def _send(deps: Deps, record: ActivityState, phone: str, text: str) -> Handled:
     # Index the number before the provider can deliver the text: a reply (a STOP above all) must find this
     # activity even if the worker dies between the provider accepting and our state write.
     deps.records.indexes.index_phone(phone, activity.row_id, deps.clock.now())
+    if record.lease_until is None or deps.clock.now() >= record.lease_until:
+        # issue #13: a request may only leave inside its lease (the reconciliation's send window relies on it)
+        raise TransientError("the send lease expired before the provider call; nothing was sent")
     request = send_request(activity.row_id, phone, text, deps.config.callback_url)
     request = replace(request, first_sent=first_sent(deps, record))  # issue #13: the repeatable series' start
     provider = deps.provider

@@ -198,3 +198,39 @@ def test_an_unknown_that_can_never_be_known_is_not_retried() -> None:
     assert run_latest_order(w) == "ambiguous"
     assert len(w.queue.messages) == published and w.provider.sent == []
     assert "outside the replay window" in (record(w).reconcile_note or "")
+
+
+def test_a_claim_whose_lease_ran_out_before_the_call_sends_nothing() -> None:
+    """Regression (found by the fault run with a short RECONCILE_AFTER_SECONDS): the reconciliation's lookup took
+    longer than a lease, the resend was claimed with a lease computed before it, and the request left after its own
+    send window: the next lookup could not see it and sent a second SMS."""
+    w = ambiguous_world()
+    order = orders(w)[-1]
+    assert order.scheduled_at is not None
+    w.clock.current = order.scheduled_at
+    slow = w.dataverse.get_row
+
+    def slow_read(*args: object, **kwargs: object) -> dict[str, object]:
+        w.clock.advance(minutes=3)  # a Dataverse read with timeouts and retries, longer than the lease
+        return slow(*args, **kwargs)  # type: ignore[arg-type]
+
+    w.dataverse.get_row = slow_read  # type: ignore[method-assign]
+    assert w.service.handle_activity_message(as_received(order)).result == "sent"
+    assert len(w.provider.sent) == 1
+    until = record(w).attempt_until
+    assert until is not None and w.clock.current <= until  # the request left inside its own send window
+
+
+def test_a_send_whose_lease_expired_before_the_call_is_not_made() -> None:
+    w = world()
+    insert = w.store.insert
+
+    def slow_insert(partition: str, row: str, values: dict[str, object]) -> str:
+        if partition.startswith("phone-"):
+            w.clock.advance(minutes=3)  # the worker stalls between the claim and the call, past its lease
+        return insert(partition, row, values)
+
+    w.store.insert = slow_insert  # type: ignore[method-assign]
+    assert w.service.handle_activity_message(activity()).result == "retry_scheduled"
+    assert w.provider.sent == []
+    assert record(w).send_status is SendStatus.SENDING  # the next delivery makes it ambiguous and reconciles it
