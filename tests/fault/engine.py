@@ -141,7 +141,6 @@ class CaptureHandler(logging.Handler):
         self.lines: list[str] = []
         self.events: Counter[str] = Counter()
         self.ambiguous_rows: set[str] = set()
-        self.decisions: dict[str, list[str]] = {}  # activity row -> reconciliation decisions, in order
 
     def emit(self, record: logging.LogRecord) -> None:
         message = record.getMessage()
@@ -155,8 +154,6 @@ class CaptureHandler(logging.Handler):
             self.events[event] += 1
             if event == "activity.ambiguous":
                 self.ambiguous_rows.add(str(dims.get("activity_row")))
-            if event == "reconcile.decision":
-                self.decisions.setdefault(str(dims.get("activity_row")), []).append(str(dims.get("decision")))
 
 
 def _response(status: int, body: Any = None, headers: Mapping[str, str] | None = None) -> requests.Response:
@@ -671,12 +668,10 @@ class Simulation:
                 continue
             if state.due:
                 lost_activities.append(f"interactions stranded in due={state.due}: {where}")
-            decisions = self.capture.decisions.get(truth.row_id, [])
-            if truth.row_id in self.capture.ambiguous_rows and status is SendStatus.SENT:
-                settled = [d for d in decisions if d in ("found", "resent", "replayed")]
-                ambiguous[
-                    f"send resolved by {'reconciliation: ' + settled[-1] if settled else 'a delivery report'}"
-                ] += 1
+            settled = _settled_by(state)
+            if status is SendStatus.SENT and (settled or truth.row_id in self.capture.ambiguous_rows):
+                how = f"reconciliation: {settled}" if settled else "a delivery report"
+                ambiguous[f"send resolved by {how}"] += 1
             if truth.kind == "opted_out":
                 if accepted or got:
                     lost_activities.append(f"opted-out contact was sent to / recorded: {where}")
@@ -752,7 +747,7 @@ class Simulation:
             "lost callbacks": len(lost_callbacks),
             "ambiguous cases": dict(ambiguous),
             "left ambiguous": sum(1 for t in self.truths if _status(state_of[t.row_id]) is SendStatus.AMBIGUOUS),
-            "reconciliation": self._reconciliation(),
+            "reconciliation": self._reconciliation([state_of[t.row_id] for t in self.truths]),
             "poison messages (right reason, one attempt)": f"{poison_ok}/{len(self.expected_poison)}",
             "poison handling failures": poison_bad,
             "unexpected poison": unexpected_poison[:20],
@@ -789,17 +784,19 @@ class Simulation:
             "simulated hours": round((self.now - START).total_seconds() / 3600, 1),
         }
 
-    def _reconciliation(self) -> dict[str, Any]:
-        """Reconciliation outcomes (issue #13): decisions logged, and the provider lookups made."""
-        decisions: Counter[str] = Counter(d for row in self.capture.decisions.values() for d in row)
+    def _reconciliation(self, states: list[ActivityState | None]) -> dict[str, Any]:
+        """Reconciliation outcomes (issue #13), read from the state records themselves (their last reconciliation
+        note and attempt count), not from the logs."""
+        notes = [s.reconcile_note or "" for s in states if s is not None]
+        final: Counter[str] = Counter(note.split(":")[0] for note in notes if note)
         view = self.twilio_view
         return {
-            "found": decisions["found"],
-            "resent": decisions["resent"],
-            "replayed": decisions["replayed"],
-            "retried (could not tell)": decisions["retry"],
-            "left for an operator": decisions["left_ambiguous"],
-            "activities reconciled": len(self.capture.decisions),
+            "found": final["found"],
+            "resent": final["resent"],
+            "replayed": final["replayed"],
+            "retried (could not tell)": sum(s.reconcile_attempts for s in states if s is not None),
+            "left for an operator": sum(n.startswith(("left", "cannot look up")) for n in notes),
+            "activities reconciled": sum(1 for note in notes if note),
             "provider lookups": view.lookups,
             "replays answered from the provider's record (ACS)": self.acs_session.replays,
             "lookup faults injected": dict(view.faults),
@@ -820,6 +817,13 @@ class Simulation:
 
 
 # ----------------------------------------------------------------------------------------------- fakes on the wire
+def _settled_by(state: ActivityState | None) -> str:
+    """How reconciliation settled a record (its last note: found / resent / replayed), or ""."""
+    note = (state.reconcile_note or "") if state is not None else ""
+    decision = note.split(":")[0]
+    return decision if decision in ("found", "resent", "replayed") else ""
+
+
 def _status(state: ActivityState | None) -> SendStatus | None:
     return None if state is None else state.send_status
 
