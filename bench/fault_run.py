@@ -27,6 +27,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--callback-processing", choices=["queued", "inline"], default="queued")
     parser.add_argument("--provider", choices=["twilio", "acs"], default="twilio", help="the provider simulated")
     parser.add_argument("--reconcile-after", type=float, default=600.0, help="RECONCILE_AFTER_SECONDS (default 600)")
+    parser.add_argument("--arrival-rate", type=float, default=20.0, help="activities per simulated second (20)")
     parser.add_argument("--wire-n", type=int, default=0, help="also run the wire variant with this many activities")
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "fault.json"))
     args = parser.parse_args(argv)
@@ -38,6 +39,7 @@ def main(argv: list[str] | None = None) -> int:
         callback_processing=args.callback_processing,
         provider=args.provider,
         reconcile_after=args.reconcile_after,
+        arrival_rate=args.arrival_rate,
     ).run()
     result["callback processing"] = args.callback_processing
     result["provider"] = args.provider
