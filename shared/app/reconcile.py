@@ -62,7 +62,7 @@ def reconcile_activity(deps: Deps, key: str, *, attempt: int = 1) -> Handled:
         return handled("ambiguous", record, reason)
     if record.send_status not in (SendStatus.AMBIGUOUS, SendStatus.CLAIMED):
         return handled("duplicate", record, f"already {record.send_status.value}")
-    if record.send_status is SendStatus.AMBIGUOUS and due_at(deps, record) > now:
+    if record.send_status is SendStatus.AMBIGUOUS and due_at(deps, record, now) > now:
         schedule(deps, record)  # too early for this attempt (e.g. an order of an earlier one): ask when settled
         return handled("reconcile_scheduled", record)
     text, contact = load_message_and_contact(deps, record.activity)

@@ -18,9 +18,10 @@ def is_order(message: QueueMessage) -> bool:
     return message.application_properties.get(KIND_PROPERTY) == RECONCILE_KIND
 
 
-def due_at(deps: Deps, record: ActivityState) -> datetime:
-    """When the provider's view of this record's latest attempt is settled enough to ask."""
-    now = deps.clock.now()
+def due_at(deps: Deps, record: ActivityState, now: datetime | None = None) -> datetime:
+    """When the provider's view of this record's latest attempt is settled enough to ask (``now`` at the earliest:
+    the caller's ``now``, so that a record already due compares as due)."""
+    now = now or deps.clock.now()
     window_end = record.attempt_until or now
     in_flight = record.send_status is SendStatus.SENDING
     replay = deps.provider.replay_window

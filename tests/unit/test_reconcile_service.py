@@ -5,7 +5,7 @@ between the ambiguous write and the order's publish."""
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pytest
 
@@ -234,3 +234,21 @@ def test_a_send_whose_lease_expired_before_the_call_is_not_made() -> None:
     assert w.service.handle_activity_message(activity()).result == "retry_scheduled"
     assert w.provider.sent == []
     assert record(w).send_status is SendStatus.SENDING  # the next delivery makes it ambiguous and reconciles it
+
+
+def test_a_due_order_is_settled_even_when_the_clock_ticks_between_reads() -> None:
+    """Regression (found end to end with the real clock): the due check read the clock again, so a record already
+    due compared as "later" by microseconds and its order was rescheduled at once, for ever."""
+    w = ambiguous_world()
+    order = orders(w)[-1]
+    assert order.scheduled_at is not None
+    w.clock.current = order.scheduled_at + timedelta(minutes=5)
+    base = w.clock.now
+
+    def ticking() -> datetime:
+        w.clock.current += timedelta(microseconds=1)
+        return base()
+
+    w.clock.now = ticking  # type: ignore[method-assign]
+    assert w.service.handle_activity_message(as_received(order)).result == "sent"
+    assert len(w.provider.sent) == 1
