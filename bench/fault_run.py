@@ -2,6 +2,7 @@
 figures and writes them to bench/results/fault.json.
 
     python bench/fault_run.py --n 10000 --seed 1            # in-memory engine (tests/fault/engine.py)
+    python bench/fault_run.py --n 10000 --seed 1 --provider acs --out bench/results/fault-acs.json
     python bench/fault_run.py --n 10000 --seed 1 --wire-n 200  # plus the wire variant (emulators + Azurite)
     python bench/fault_run.py --n 10000 --seed 1 --provider whatsapp  # Meta's WhatsApp Cloud API provider
 """
@@ -25,14 +26,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--n", type=int, default=10_000, help="activities (default 10000)")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--callback-processing", choices=["queued", "inline"], default="queued")
-    parser.add_argument("--provider", choices=["twilio", "whatsapp"], default="twilio", help="provider module")
+    parser.add_argument(
+        "--provider", choices=["twilio", "acs", "whatsapp"], default="twilio", help="the provider simulated"
+    )
+    parser.add_argument("--reconcile-after", type=float, default=600.0, help="RECONCILE_AFTER_SECONDS (default 600)")
+    parser.add_argument("--arrival-rate", type=float, default=20.0, help="activities per simulated second (20)")
     parser.add_argument("--wire-n", type=int, default=0, help="also run the wire variant with this many activities")
     parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "fault.json"))
     args = parser.parse_args(argv)
 
     started = time.monotonic()
     result = Simulation(
-        args.n, seed=args.seed, callback_processing=args.callback_processing, provider=args.provider
+        args.n,
+        seed=args.seed,
+        callback_processing=args.callback_processing,
+        provider=args.provider,
+        reconcile_after=args.reconcile_after,
+        arrival_rate=args.arrival_rate,
     ).run()
     result["callback processing"] = args.callback_processing
     result["provider"] = args.provider
@@ -62,6 +72,7 @@ def main(argv: list[str] | None = None) -> int:
         result["duplicate sends"]
         or result["lost activities"]
         or result["lost callbacks"]
+        or result["left ambiguous"]
         or result["log leaks"]
         or result["poison handling failures"]
     )

@@ -10,6 +10,7 @@ COMMANDS = {
     "send-sample": ("cli.send_sample", "post one real-format activity message to the activity queue"),
     "deadletter": ("cli.deadletter", "list / show / replay dead-lettered and poison messages"),
     "report": ("cli.report", "render a run's JSON-lines logs as an HTML report with charts, and a text summary"),
+    "ambiguous": ("cli.ambiguous", "list the sends still being reconciled with the provider, and why"),
     "provision": ("cli.provision", "create or update the Dataverse side: table, tile, service endpoint, step"),
 }
 

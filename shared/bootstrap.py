@@ -61,6 +61,7 @@ def channel_config(settings: Settings) -> ChannelConfig:
         callback_processing=settings.callback_processing,
         links=link_config(settings),
         template_columns=settings.template_columns,
+        reconcile_after=timedelta(seconds=settings.reconcile_after_seconds),
     )
 
 

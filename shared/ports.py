@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from shared.domain.models import (
@@ -15,6 +15,7 @@ from shared.domain.models import (
     SendRequest,
     SendResult,
 )
+from shared.domain.reconcile import Lookup, SentQuery
 
 
 class Dataverse(Protocol):
@@ -52,6 +53,15 @@ class Provider(Protocol):
 
     def handle_callback(self, request: InboundHttpRequest) -> ProviderCallback:
         """Authenticate then parse. Raise ``CallbackRejected`` before reading anything unauthenticated."""
+        ...
+
+    # Reconciliation of ambiguous sends (docs/reconciliation.md). ``replay_window``: how long the provider
+    # deduplicates a resend with the same repeatability key (None: it does not).
+    replay_window: timedelta | None
+
+    def lookup(self, query: SentQuery) -> Lookup:
+        """Does the provider hold the message of this ambiguous send? Never raises for provider trouble: that is
+        ``unknown`` (asked again later)."""
         ...
 
 

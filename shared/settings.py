@@ -20,6 +20,7 @@ from shared.provider_settings import acs_errors, twilio_errors
 from shared.secret_settings import UNRESOLVED_FIELD, drop_unresolved_references
 from shared.settings_links import LinkSettings
 from shared.settings_policy import PolicySettings
+from shared.settings_reconcile import ReconcileSettings
 from shared.settings_whatsapp import WhatsAppSettings
 from shared.urls import WEB_API_PATH
 from shared.urls import is_loopback_host as is_loopback_host  # noqa: PLC0414 - re-exported for the CLI
@@ -52,7 +53,7 @@ def _https_or_loopback(value: str, setting: str) -> str:
     return value
 
 
-class Settings(BaseSettings, LinkSettings, WhatsAppSettings, PolicySettings):
+class Settings(BaseSettings, LinkSettings, WhatsAppSettings, PolicySettings, ReconcileSettings):
     """All app settings. Field names are Pythonic; aliases are the public setting names."""
 
     model_config = SettingsConfigDict(case_sensitive=True, extra="ignore", populate_by_name=True)

@@ -11,6 +11,7 @@ from typing import Any
 from shared.adapters.memory import MemoryQueue, MemoryStore
 from shared.app.config import ChannelConfig
 from shared.app.deps import build_deps
+from shared.domain import reconcile
 from shared.domain.errors import NotFound, TransientError
 from shared.domain.models import (
     ActivityRef,
@@ -21,6 +22,7 @@ from shared.domain.models import (
     SendRequest,
     SendResult,
 )
+from shared.domain.reconcile import Lookup, SentQuery
 from shared.domain.state import ActivityState
 from shared.records.indexes import Indexes
 from shared.records.store import RecordStore
@@ -104,12 +106,28 @@ class FakeProvider:
     outcomes: list[Exception] = field(default_factory=list)  # raised in order before succeeding
     ids: Any = field(default_factory=lambda: (f"FK{n:06d}" for n in itertools.count(1)))
     callback_events: list[Any] = field(default_factory=list)
+    replay_window: timedelta | None = None
+    lookups: list[SentQuery] = field(default_factory=list)
+    lookup_results: list[Lookup] = field(default_factory=list)  # answered in order, then the default below
+    accepted_ids: list[str] = field(default_factory=list)
 
     def send(self, request: SendRequest) -> SendResult:
         if self.outcomes:
             raise self.outcomes.pop(0)
         self.sent.append(request)
-        return SendResult(next(self.ids), "queued")
+        message_id = next(self.ids)
+        self.accepted_ids.append(message_id)
+        return SendResult(message_id, "queued")
+
+    def lookup(self, query: SentQuery) -> Lookup:
+        """Scripted answers first; then what it really holds: a message to that number with that text, or none."""
+        self.lookups.append(query)
+        if self.lookup_results:
+            return self.lookup_results.pop(0)
+        for request, message_id in zip(self.sent, self.accepted_ids, strict=True):
+            if request.to == query.to and request.body == query.body and not query.attributed(message_id):
+                return reconcile.found(message_id)
+        return reconcile.absent("the fake holds no such message")
 
     def handle_callback(self, request: InboundHttpRequest) -> ProviderCallback:
         return ProviderCallback(list(self.callback_events), HttpReply(200, b"ok"))

@@ -7,8 +7,10 @@
 * Authentication: the access-key HMAC the SDK sends (``x-ms-date``, ``x-ms-content-sha256``,
   ``Authorization: HMAC-SHA256 SignedHeaders=x-ms-date;host;x-ms-content-sha256&Signature=...`` over
   ``VERB\\npath?query\\n<x-ms-date>;<host>;<content hash>``), or a bearer token equal to ``bearer_token``.
-* Repeatability: a recipient whose ``repeatabilityRequestId`` was seen before gets the original answer and is not
-  recorded twice (what the real service promises).
+* Repeatability as the service documents it (:mod:`devtools.emulators.acs_repeatability`): a recipient whose
+  ``repeatabilityRequestId`` was seen within the tracked duration (``repeatability_seconds``, 5 minutes) gets the
+  original answer and sends nothing new; a first-sent time outside it gets 412, malformed values or a mismatched
+  repeat 400.
 * ``reject(number, ...)`` answers that recipient ``successful=false``; ``inject`` (from EmulatorBase) programs
   request-level faults (status codes, delays, dropped connections).
 * ``delivery_report`` / ``sms_received`` / ``validation_event`` build Event Grid events in either schema and either
@@ -37,7 +39,8 @@ from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import urlsplit
 
-from devtools.emulators._base import EmulatorBase, Incoming, Response, serve_forever
+from devtools.emulators._base import DropConnection, EmulatorBase, Incoming, Response, serve_forever
+from devtools.emulators.acs_repeatability import TRACKED_SECONDS, Repeatability
 
 __all__ = ["AcsEmulator", "AcsMessage", "hmac_signature"]
 
@@ -98,6 +101,7 @@ class AcsEmulator(EmulatorBase):
         host: str = "127.0.0.1",
         port: int = 0,
         allow_remote_callbacks: bool = False,
+        repeatability_seconds: float = TRACKED_SECONDS,
     ) -> None:
         if access_key is None and bearer_token is None:
             access_key = base64.b64encode(b"acs-emulator-access-key-0123456789").decode()
@@ -108,7 +112,8 @@ class AcsEmulator(EmulatorBase):
         self.auth_failures: list[str] = []
         self.posted: list[tuple[str, int, bytes]] = []  # (url, status, body) of Event Grid deliveries
         self._rejects: dict[str, _Reject] = {}
-        self._repeats: dict[str, dict[str, Any]] = {}
+        self.repeatability = Repeatability(repeatability_seconds)
+        self.lose_answers = 0  # the next N executed sends close the connection instead of answering
         self._data_lock = threading.RLock()
         super().__init__(host=host, port=port)
 
@@ -136,7 +141,7 @@ class AcsEmulator(EmulatorBase):
             self.auth_failures.clear()
             self.posted.clear()
             self._rejects.clear()
-            self._repeats.clear()
+            self.repeatability.reset()
 
     def get_message(self, message_id: str) -> AcsMessage | None:
         with self._data_lock:
@@ -202,6 +207,10 @@ class AcsEmulator(EmulatorBase):
         if not recipients or len(recipients) > 100:
             return self._error(400, "BadRequest", "1 to 100 recipients")
         results = [self._recipient(r, sender, text, options, auth) for r in recipients]
+        with self._data_lock:
+            if self.lose_answers > 0:  # executed, but the answer is lost (an ambiguous send)
+                self.lose_answers -= 1
+                raise DropConnection
         return Response(
             202,
             json.dumps({"value": results}).encode(),
@@ -213,9 +222,11 @@ class AcsEmulator(EmulatorBase):
     ) -> dict[str, Any]:
         to = str(recipient.get("to", ""))
         request_id = recipient.get("repeatabilityRequestId")
+        first_sent = recipient.get("repeatabilityFirstSent")
         with self._data_lock:
-            if request_id and request_id in self._repeats:
-                return dict(self._repeats[request_id])
+            answered = self.repeatability.check(to, text, request_id, first_sent)
+            if answered is not None:
+                return answered
             result: dict[str, Any] = {"to": to, "repeatabilityResult": "accepted" if request_id else None}
             rejected = self._rejects.get(to)
             if not _E164_RE.match(to):
@@ -238,8 +249,7 @@ class AcsEmulator(EmulatorBase):
                 )
                 self.messages.append(message)
                 result.update(messageId=message.message_id, httpStatusCode=202, successful=True, errorMessage=None)
-            if request_id:
-                self._repeats[request_id] = result
+            self.repeatability.remember(to, text, request_id, first_sent, result)
             return result
 
     # ------------------------------------------------------------------ Event Grid

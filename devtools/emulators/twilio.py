@@ -3,6 +3,8 @@
 * ``POST /2010-04-01/Accounts/{AccountSid}/Messages.json`` (form-encoded,
   HTTP Basic ``AccountSid:AuthToken``) with Twilio's error JSON and codes.
 * ``GET /2010-04-01/Accounts/{AccountSid}/Messages/{Sid}.json``.
+* ``GET /2010-04-01/Accounts/{AccountSid}/Messages.json``: the list resource with its filters, paging and a
+  configurable listing lag (``list_lag_seconds``), see :mod:`devtools.emulators.twilio_list`.
 * ``send_status`` / ``send_inbound`` post signed (``X-Twilio-Signature``)
   status callbacks and inbound-message webhooks to your app.
 
@@ -32,7 +34,8 @@ from email.utils import formatdate
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from devtools.emulators._base import EmulatorBase, Incoming, Response, serve_forever
+from devtools.emulators import twilio_list
+from devtools.emulators._base import DropConnection, EmulatorBase, Incoming, Response, serve_forever
 from devtools.emulators.twilio_content import button_params, render_content
 
 __all__ = [
@@ -134,6 +137,8 @@ class TwilioMessage:
     params: dict[str, list[str]] = field(default_factory=dict)
     error_code: int | None = None
     error_message: str | None = None
+    created_ts: float = 0.0  # when it was created (the list shows it list_lag_seconds later)
+    date_sent: str | None = None  # RFC 2822; set when it leaves the queue (a status past queued/accepted)
 
     @property
     def channel(self) -> str:
@@ -146,7 +151,7 @@ class TwilioMessage:
             "api_version": API_VERSION,
             "body": self.body or "",
             "date_created": self.date_created,
-            "date_sent": None,
+            "date_sent": self.date_sent,
             "date_updated": self.date_updated,
             "direction": "outbound-api",
             "error_code": self.error_code,
@@ -199,8 +204,11 @@ class TwilioEmulator(EmulatorBase):
         host: str = "127.0.0.1",
         port: int = 0,
         allow_remote_callbacks: bool = False,
+        list_lag_seconds: float = 0.0,
     ) -> None:
         self.account_sid = account_sid
+        self.list_lag_seconds = list_lag_seconds
+        self.lose_answers = 0  # the next N accepted creates close the connection instead of answering
         self.auth_token = auth_token
         self.allow_remote_callbacks = allow_remote_callbacks
         self.messages: list[TwilioMessage] = []
@@ -296,9 +304,24 @@ class TwilioEmulator(EmulatorBase):
             if message is None:
                 return self._error(404, 20404, f"The requested resource {request.path} was not found")
             return self._json(200, message.resource())
+        if request.method == "GET":
+            return self._list_messages(request)
         if request.method != "POST":
             return self._error(405, 20004, "Method not allowed")
         return self._create_message(request)
+
+    def _list_messages(self, request: Incoming) -> Response:
+        with self._data_lock:
+            listed = [
+                twilio_list.Listed(m.sid, m.to, m.from_, m.date_sent, m.created_ts, m.resource) for m in self.messages
+            ]
+            try:
+                page = twilio_list.list_page(
+                    request.path, request.query_string, listed, time.time(), self.list_lag_seconds
+                )
+            except twilio_list.ListError as error:
+                return self._error(400, error.code, str(error))
+        return self._json(200, page)
 
     def _json(self, status: int, obj: Any) -> Response:
         return Response(
@@ -359,8 +382,12 @@ class TwilioEmulator(EmulatorBase):
                 date_updated=now,
                 media_urls=media,
                 params=form,
+                created_ts=time.time(),
             )
             self.messages.append(message)
+            if self.lose_answers > 0:  # accepted, but the answer is lost (an ambiguous send)
+                self.lose_answers -= 1
+                raise DropConnection
         return self._json(201, message.resource())
 
     # ------------------------------------------------------------------ webhooks
@@ -415,6 +442,8 @@ class TwilioEmulator(EmulatorBase):
         with self._data_lock:
             message.status = status
             message.date_updated = _rfc2822()
+            if status not in ("queued", "accepted", "scheduled") and message.date_sent is None:
+                message.date_sent = message.date_updated
             if error_code is not None:
                 message.error_code = int(error_code)
         return self._post_webhook(
@@ -560,8 +589,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--account-sid", default="AC" + "0" * 31 + "1")
     parser.add_argument("--auth-token", default="dev-auth-token")
+    parser.add_argument("--list-lag-seconds", type=float, default=0.0, help="delay before a message is listed")
     args = parser.parse_args(argv)
-    emulator = TwilioEmulator(args.account_sid, args.auth_token, host=args.host, port=args.port)
+    emulator = TwilioEmulator(
+        args.account_sid, args.auth_token, host=args.host, port=args.port, list_lag_seconds=args.list_lag_seconds
+    )
     return serve_forever(emulator)
 
 

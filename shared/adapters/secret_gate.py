@@ -13,8 +13,10 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
+from shared.domain import reconcile
 from shared.domain.errors import CallbackRejected, SendFailedTransient, TransientError
 from shared.domain.models import InboundHttpRequest, ProviderCallback, SendRequest, SendResult
+from shared.domain.reconcile import Lookup, SentQuery
 from shared.log import log_event
 from shared.ports import Provider
 
@@ -27,6 +29,12 @@ class SecretGate:
         self._inner = inner
         self._send_setting = send_setting
         self._callback_setting = callback_setting
+        self.replay_window = inner.replay_window
+
+    def lookup(self, query: SentQuery) -> Lookup:
+        if self._send_setting:  # the lookup authenticates with the send credential
+            return reconcile.unknown(f"{self._send_setting} {_WHY}: the provider cannot be asked")
+        return self._inner.lookup(query)
 
     def send(self, request: SendRequest) -> SendResult:
         if self._send_setting:

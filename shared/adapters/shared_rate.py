@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 
 from shared.domain.deferral import OverBudget
 from shared.domain.models import InboundHttpRequest, ProviderCallback, SendRequest, SendResult
+from shared.domain.reconcile import Lookup, SentQuery
 from shared.ports import Conflict, KeyValueStore, Provider
 
 ROW = "rate"
@@ -154,7 +155,11 @@ class SharedRateProvider:
         self._sleep = sleep
         self._wall = wall
         self.name = inner.name
+        self.replay_window = inner.replay_window
         self.missed_slots = 0
+
+    def lookup(self, query: SentQuery) -> Lookup:
+        return self._inner.lookup(query)  # a lookup sends nothing: it takes no slot
 
     def send(self, request: SendRequest) -> SendResult:
         rate = self.rates.for_sender(request.sender)

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 
+from shared.app import reconcile, reconcile_orders
 from shared.app.config import Handled, Outcome
 from shared.app.deps import Deps
 from shared.app.message import Contacts, prefetch_contacts, read_activity
@@ -28,7 +29,11 @@ Work = tuple[int, ActivityRef]  # (index of the message in the batch, its activi
 def handle_activity_batch(deps: Deps, messages: Sequence[QueueMessage]) -> list[Outcome]:
     outcomes: list[Outcome | None] = [None] * len(messages)
     work: dict[str, Work] = {}
+    orders: list[int] = []
     for index, message in enumerate(messages):
+        if reconcile_orders.is_order(message):  # issue #13: a reconciliation order, settled like any activity message
+            orders.append(index)
+            continue
         try:
             parsed = parse_activity_message(message.body, message.content_type, message.application_properties)
             activity = parsed.activity or read_activity(deps, parsed.row_id)
@@ -45,7 +50,8 @@ def handle_activity_batch(deps: Deps, messages: Sequence[QueueMessage]) -> list[
 
     items = list(work.values())
     contacts = prefetch_contacts(deps, [activity for _, activity in items])
-    results = _process_all(deps, items, contacts)
+    # reconciliation orders first: a replaying provider (ACS) must be asked inside its window
+    results = [_reconcile(deps, i, messages[i]) for i in orders] + _process_all(deps, items, contacts)
     outbox = Outbox(deps)
     outbox.collect(result for _, result in results if isinstance(result, Handled))
     failures = outbox.report()
@@ -56,7 +62,18 @@ def handle_activity_batch(deps: Deps, messages: Sequence[QueueMessage]) -> list[
         failure = failures.get(activity.row_id)
         if failure is not None:  # its interactions could not be reported: the message comes back later
             outcomes[index] = settle(deps, messages[index], failure)
+    for index, result in results:  # a reconciliation order whose record's items could not be reported
+        row = result.outcome.row_id if isinstance(result, Handled) and index in orders else None
+        if row is not None and row in failures and row not in work:
+            outcomes[index] = settle(deps, messages[index], failures[row])
     return [outcome if outcome is not None else Outcome("unknown") for outcome in outcomes]
+
+
+def _reconcile(deps: Deps, index: int, message: QueueMessage) -> tuple[int, Handled | Exception]:
+    try:
+        return index, reconcile.handle_order(deps, message)
+    except (PoisonMessage, TransientError, DataverseError) as error:
+        return index, error
 
 
 def _process_all(deps: Deps, items: list[Work], contacts: Contacts | None) -> list[tuple[int, Handled | Exception]]:

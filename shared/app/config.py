@@ -36,6 +36,7 @@ class ChannelConfig:
     links: LinkConfig | None = None  # link tracking (issue #16): None = off
     template_columns: TemplateColumns = NO_TEMPLATE_COLUMNS  # WhatsApp template / media columns (issue #17)
     policy: SendingPolicy = field(default_factory=SendingPolicy)  # quiet hours, segments, the shared rate (issue #14)
+    reconcile_after: timedelta = timedelta(seconds=600)  # RECONCILE_AFTER_SECONDS (docs/reconciliation.md)
 
 
 @dataclass(frozen=True)

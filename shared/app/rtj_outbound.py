@@ -12,6 +12,7 @@ from typing import Any
 
 from shared.app.callbacks import json_error
 from shared.app.deps import Deps, RtjDeps
+from shared.app.rtj_reconcile import reconcile_relayed
 from shared.app.send import claim, send_claimed, send_request
 from shared.app.whatsapp_rtj import rtj_message
 from shared.domain import rtj_state
@@ -58,6 +59,8 @@ def _send(deps: Deps, rtj: RtjDeps, payload: OutboundPayload) -> HttpReply:
     store = deps.records.rtj
     fresh = rtj_state.new_send(payload, mask_phone(payload.to))
     record, _ = store.get_or_insert(fresh)
+    if record.status is RtjStatus.AMBIGUOUS:  # issue #13: the retry carries what the provider lookup needs
+        record = reconcile_relayed(deps, rtj, payload, record)
     if record.status in FINAL_RTJ_STATES:
         log_event("rtj.replayed", status=record.status.value, provider_message_id=record.provider_message_id, **ids)
         return _answer(payload, record)

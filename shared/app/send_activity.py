@@ -9,9 +9,10 @@ an expired lease → ambiguous (never resent); claimed → the decision is appli
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
+from shared.app import reconcile_orders as reconcile
 from shared.app.config import Handled, Outcome, handled
 from shared.app.deps import Deps
 from shared.app.links import shorten
@@ -23,6 +24,7 @@ from shared.domain.deferral import OverBudget
 from shared.domain.errors import PoisonMessage, TransientError
 from shared.domain.models import ActivityRef, Contact
 from shared.domain.phone import normalize_e164
+from shared.domain.reconcile import attempt_start
 from shared.domain.send import OUTBOUND
 from shared.domain.state import FINAL_SEND_STATES, ActivityState, SendStatus
 from shared.domain.whatsapp import RichContent, TemplateProblem
@@ -92,6 +94,8 @@ def process_activity(deps: Deps, activity: ActivityRef, contacts: Contacts | Non
     first = _apply(deps, plan, ActivityState(activity), lease_until)
     if first is None:  # pragma: no cover - a new record is unsent: every plan applies to it
         raise RuntimeError(f"no first state for plan {plan.action}")
+    if plan.action == "send":  # issue #13: before the claim is written, so no crash can skip it (ACS only)
+        reconcile.schedule_watchdog(deps, first)
     record, created = store.get_or_insert(first)
     if not created:
         if record.send_status is not SendStatus.CLAIMED:
@@ -99,6 +103,8 @@ def process_activity(deps: Deps, activity: ActivityRef, contacts: Contacts | Non
         record = store.mutate(activity.row_id, lambda s: _apply(deps, plan, s, lease_until))
         if not _took(plan, record, lease_until):
             return _existing(deps, record)  # another worker moved it on first
+        if plan.action == "send":  # a claimed record sent again: a new repeatable series (issue #13)
+            reconcile.schedule_watchdog(deps, record)
     ids = activity_ids(activity)
     if plan.action == "suppress":
         log_event("activity.suppressed", reason="compliance", column=deps.config.compliance_column, **ids)
@@ -111,6 +117,8 @@ def process_activity(deps: Deps, activity: ActivityRef, contacts: Contacts | Non
 
 def _existing(deps: Deps, record: ActivityState) -> Handled:
     ids = activity_ids(record.activity)
+    if record.send_status is SendStatus.AMBIGUOUS:  # issue #13: (re)publish its reconciliation order, in case the
+        reconcile.schedule(deps, record)  # worker that made it ambiguous died before publishing it
     if record.send_status in FINAL_SEND_STATES:
         log_event("activity.duplicate", send_status=record.send_status.value, **ids)
         return handled("duplicate", record, record.send_status.value)
@@ -119,16 +127,19 @@ def _existing(deps: Deps, record: ActivityState) -> Handled:
     now = deps.clock.now()
     if record.lease_until and record.lease_until > now:
         wait = (record.lease_until - now).total_seconds()
+        reconcile.schedule_watchdog(deps, record)  # issue #13: a replaying provider's window must not be missed
         raise TransientError("another worker is sending this activity", retry_after=wait)
     reason = "worker stopped after calling the provider (lease expired)"
     record = deps.records.activities.mutate(record.key, lambda s: machine.ambiguous(s, detail=reason))
-    _log_ambiguous(record, reason)
+    _log_ambiguous(deps, record, reason)
     return handled("ambiguous", record, record.last_error)
 
 
-def _log_ambiguous(record: ActivityState, reason: str) -> None:
-    """No duplicate SMS is the priority: an uncertain send is never repeated; a later delivery report for it
-    (it carries the activity id) still resolves it to sent/delivered."""
+def _log_ambiguous(deps: Deps, record: ActivityState, reason: str) -> None:
+    """No duplicate SMS is the priority: an uncertain send is never repeated blindly; it is reconciled by asking the
+    provider (issue #13), or a delivery report for it (it carries the activity id) resolves it first."""
+    if record.send_status is SendStatus.AMBIGUOUS:
+        reconcile.schedule(deps, record)
     log_event(
         "activity.ambiguous",
         logging.ERROR,
@@ -144,7 +155,11 @@ def _send(deps: Deps, record: ActivityState, phone: str, text: str, content: Ric
     # Index the number before the provider can deliver the text: a reply (a STOP above all) must find this
     # activity even if the worker dies between the provider accepting and our state write.
     deps.records.indexes.index_phone(phone, activity.row_id, deps.clock.now())
+    if record.lease_until is None or deps.clock.now() >= record.lease_until:
+        # issue #13: a request may only leave inside its lease (the reconciliation's send window relies on it)
+        raise TransientError("the send lease expired before the provider call; nothing was sent")
     request = send_request(activity.row_id, phone, text, deps.config.callback_url, content=content)
+    request = replace(request, first_sent=first_sent(deps, record))  # issue #13: the repeatable series' start
     provider = deps.provider
     encoding, segments = segment_fields(prepare_text(deps.config.policy, text))  # logged per send, never the text
     log_event(
@@ -173,5 +188,12 @@ def _send(deps: Deps, record: ActivityState, phone: str, text: str, content: Ric
         level = logging.INFO if isinstance(attempt.transient, OverBudget) else logging.WARNING  # a spent rate: no fault
         log_event("provider.transient", level, reason=attempt.detail, **ids)
         raise attempt.transient  # the caller reschedules the message
-    _log_ambiguous(record, attempt.detail)
+    _log_ambiguous(deps, record, attempt.detail)
     return Handled(Outcome("ambiguous", activity.row_id, attempt.detail))
+
+
+def first_sent(deps: Deps, record: ActivityState) -> datetime | None:
+    return attempt_start(record.first_attempt_until, deps.config.send_lease)
+
+
+send_now = _send  # a claimed record, sent (shared.app.reconcile resends through it)

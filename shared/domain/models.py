@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from enum import StrEnum
 from typing import Literal
 
@@ -76,6 +77,7 @@ class SendRequest:
     idempotency_key: str  # stable per activity: providers that support repeatability use it
     sender: str | None = None  # overrides the configured sender (real-time journeys: the channel instance)
     content: RichContent | None = None  # WhatsApp template and/or media (issue #17); None: the body only
+    first_sent: datetime | None = None  # first attempt of the repeatable series (ACS repeatabilityFirstSent)
 
 
 @dataclass(frozen=True)

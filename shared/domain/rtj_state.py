@@ -48,6 +48,11 @@ class RtjState:
     flush_owner: str | None = None
     flush_until: datetime | None = None
     updated_at: datetime | None = None
+    # Reconciliation (docs/reconciliation.md), as in the outbound record
+    attempt_until: datetime | None = None
+    first_attempt_until: datetime | None = None
+    reconcile_attempts: int = 0
+    reconcile_note: str | None = None
     etag: str | None = None
 
 
@@ -68,7 +73,15 @@ def not_sent(s: RtjState, reason: str, detail: str) -> RtjState | None:
 def claim(s: RtjState, *, provider: str, lease_until: datetime, phone_masked: str) -> RtjState | None:
     if s.status is not RtjStatus.CLAIMED:
         return None
-    return replace(s, status=RtjStatus.SENDING, lease_until=lease_until, provider=provider)
+    first = s.first_attempt_until or lease_until
+    return replace(
+        s,
+        status=RtjStatus.SENDING,
+        lease_until=lease_until,
+        provider=provider,
+        attempt_until=lease_until,
+        first_attempt_until=first,
+    )
 
 
 def accepted(s: RtjState, *, provider: str, message_id: str) -> RtjState:
@@ -85,13 +98,38 @@ def rejected(s: RtjState, *, code: str, detail: str) -> RtjState | None:
 def released(s: RtjState, *, detail: str) -> RtjState | None:
     if s.status is not RtjStatus.SENDING:
         return None
-    return replace(s, status=RtjStatus.CLAIMED, lease_until=None)
+    return replace(s, status=RtjStatus.CLAIMED, lease_until=None, first_attempt_until=None)
 
 
 def ambiguous(s: RtjState, *, detail: str = AMBIGUOUS_DETAIL) -> RtjState | None:
     if s.status is not RtjStatus.SENDING:
         return None
     return replace(s, status=RtjStatus.AMBIGUOUS, lease_until=None, reason="Ambiguous", detail=detail[:300])
+
+
+def reconcile_found(s: RtjState, *, provider: str, message_id: str, note: str) -> RtjState | None:
+    """The provider holds our message: Sent with its id."""
+    if s.status is not RtjStatus.AMBIGUOUS:
+        return None
+    found = accepted(s, provider=provider, message_id=message_id)
+    return replace(found, reason=None, detail=None, reconcile_note=note)
+
+
+def reconcile_claim(
+    s: RtjState, *, provider: str, lease_until: datetime, phone_masked: str, note: str
+) -> RtjState | None:
+    """Provably absent (or a deduplicated replay): take the send lease again."""
+    if s.status is not RtjStatus.AMBIGUOUS:
+        return None
+    unsent = replace(s, status=RtjStatus.CLAIMED, reason=None, detail=None, reconcile_note=note)
+    return claim(unsent, provider=provider, lease_until=lease_until, phone_masked=phone_masked)
+
+
+def reconcile_deferred(s: RtjState, *, note: str) -> RtjState | None:
+    """Cannot tell now: still ambiguous, asked again later."""
+    if s.status is not RtjStatus.AMBIGUOUS:
+        return None
+    return replace(s, reconcile_attempts=s.reconcile_attempts + 1, reconcile_note=note[:300])
 
 
 def on_status(s: RtjState, *, message_id: str, kind: StatusKind, reason: str) -> RtjState | None:

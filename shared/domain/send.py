@@ -23,12 +23,23 @@ class SendMachine(Generic[S]):
     accepted: Callable[..., S]  # (s, *, provider, message_id): the provider took it
     rejected: Callable[..., S | None]  # (s, *, code, detail): refused for good
     released: Callable[..., S | None]  # (s, *, detail): certainly not taken, back to unsent
-    ambiguous: Callable[..., S | None]  # (s, *, detail): may have been taken: never resent
+    ambiguous: Callable[..., S | None]  # (s, *, detail): may have been taken: never resent blindly
+    # reconciliation of an ambiguous send (shared.app.reconcile, docs/reconciliation.md)
+    reconcile_found: Callable[..., S | None]  # (s, *, provider, message_id, note): the provider holds it
+    reconcile_claim: Callable[..., S | None]  # (s, *, provider, lease_until, phone_masked, note): send it now
+    reconcile_deferred: Callable[..., S | None]  # (s, *, note): cannot tell: ask again later
 
 
 def _machine(transitions: Any) -> Any:
     return SendMachine(
-        transitions.claim, transitions.accepted, transitions.rejected, transitions.released, transitions.ambiguous
+        transitions.claim,
+        transitions.accepted,
+        transitions.rejected,
+        transitions.released,
+        transitions.ambiguous,
+        transitions.reconcile_found,
+        transitions.reconcile_claim,
+        transitions.reconcile_deferred,
     )
 
 

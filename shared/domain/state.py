@@ -25,7 +25,7 @@ class SendStatus(StrEnum):
     SENT = "sent"  # provider accepted; provider_message_id known
     FAILED = "failed"  # nothing sent (unusable phone, provider rejected)
     SUPPRESSED = "suppressed"  # compliance column was true at send time: nothing sent, nothing recorded
-    AMBIGUOUS = "ambiguous"  # the provider may or may not have the message: never resent (see docs/design.md)
+    AMBIGUOUS = "ambiguous"  # the provider may have it: reconciled by asking it (docs/reconciliation.md)
 
 
 FINAL_SEND_STATES = frozenset({SendStatus.SENT, SendStatus.FAILED, SendStatus.SUPPRESSED, SendStatus.AMBIGUOUS})
@@ -46,6 +46,12 @@ class ActivityState:
     updated_at: datetime | None = None
     flush_owner: str | None = None  # the worker currently reporting ``due`` interactions (a lease)
     flush_until: datetime | None = None
+    # Reconciliation (docs/reconciliation.md): the send window of the latest attempt (its lease deadline; the
+    # claim was one lease earlier), the first attempt of the repeatable series, and the reconciliation so far.
+    attempt_until: datetime | None = None
+    first_attempt_until: datetime | None = None
+    reconcile_attempts: int = 0
+    reconcile_note: str | None = None
     etag: str | None = None
 
     @property
@@ -100,6 +106,8 @@ def claim(s: ActivityState, *, provider: str, lease_until: datetime, phone_maske
         provider=provider,
         phone_masked=phone_masked,
         send_attempts=s.send_attempts + 1,
+        attempt_until=lease_until,
+        first_attempt_until=s.first_attempt_until or lease_until,
     )
 
 
@@ -126,14 +134,41 @@ def released(s: ActivityState, *, detail: str) -> ActivityState | None:
     """The provider certainly did not take it (connect failure, 429, 5xx): unsent again, to be retried."""
     if s.send_status is not SendStatus.SENDING:
         return None
-    return replace(s, send_status=SendStatus.CLAIMED, lease_until=None, last_error=detail)
+    # The provider certainly has nothing from this series: the next attempt starts a new repeatable series.
+    return replace(s, send_status=SendStatus.CLAIMED, lease_until=None, last_error=detail, first_attempt_until=None)
 
 
 def ambiguous(s: ActivityState, *, detail: str) -> ActivityState | None:
-    """The provider may have the message: never resent (a later delivery report still resolves it)."""
+    """The provider may have the message: never resent blindly; reconciled by asking the provider (or resolved by
+    a delivery report, whichever comes first)."""
     if s.send_status is not SendStatus.SENDING:
         return None
     return replace(s, send_status=SendStatus.AMBIGUOUS, lease_until=None, last_error=detail)
+
+
+# --- reconciliation (docs/reconciliation.md) --------------------------------------------------------------------
+def reconcile_found(s: ActivityState, *, provider: str, message_id: str, note: str) -> ActivityState | None:
+    """The provider holds our message: accepted with its id (``sent`` is due; delivery reports flow as usual)."""
+    if s.send_status is not SendStatus.AMBIGUOUS:
+        return None
+    return replace(accepted(s, provider=provider, message_id=message_id), reconcile_note=note)
+
+
+def reconcile_claim(
+    s: ActivityState, *, provider: str, lease_until: datetime, phone_masked: str, note: str
+) -> ActivityState | None:
+    """Provably absent (or the provider deduplicates a replay): take the send lease again, as any send does."""
+    if s.send_status is not SendStatus.AMBIGUOUS:
+        return None
+    unsent = replace(s, send_status=SendStatus.CLAIMED, reconcile_note=note)
+    return claim(unsent, provider=provider, lease_until=lease_until, phone_masked=phone_masked)
+
+
+def reconcile_deferred(s: ActivityState, *, note: str) -> ActivityState | None:
+    """Cannot tell now: still ambiguous, asked again later; nothing is sent."""
+    if s.send_status is not SendStatus.AMBIGUOUS:
+        return None
+    return replace(s, reconcile_attempts=s.reconcile_attempts + 1, reconcile_note=note[:300])
 
 
 # --- reports and replies ---------------------------------------------------------------------------------------

@@ -11,10 +11,16 @@ with ACS_EVENTGRID_SECRET in the ``X-Channel-Secret`` header (``?secret=`` still
 CloudEvents 1.0 schema (see :mod:`shared.providers.eventgrid`). Event Grid signs nothing, so that secret is the
 authentication; it is checked before anything else is read, including the validation handshakes.
 
-Repeatability: SDK 1.1.0 generates ``repeatabilityRequestId`` / ``repeatabilityFirstSent`` itself for every
-``send()`` call and does not let the caller choose them. They therefore protect the retries the SDK makes inside one
-call (we allow one, after a read timeout), not our own rescheduled attempts; see docs/providers.md for how that
-shapes the error mapping.
+Repeatability (issue #13): ``SmsClient.send`` of SDK 1.1.0 puts a fresh ``uuid4`` and the current time into every
+recipient's ``repeatabilityRequestId`` / ``repeatabilityFirstSent`` and takes no argument to choose them, so a
+rescheduled attempt of ours would be a new request to ACS. We therefore build the ``SendMessageRequest`` ourselves and
+send it through the SDK client's own generated operation (``_sms_service_client.sms.send``): same pipeline,
+authentication (HMAC or Entra ID), retry policy and transport as ``SmsClient.send``, but with
+``repeatabilityRequestId`` derived from the activity and its repeatable series
+(:func:`shared.domain.reconcile.repeatability_id`) and ``repeatabilityFirstSent`` = the series' first attempt
+(RFC 1123, IMF-fixdate). ACS answers a replay inside its tracked duration (5 minutes) with the original result and
+sends nothing new, which is how an ambiguous ACS send is reconciled (:meth:`AcsProvider.lookup` answers ``replay``);
+a replay outside the window is refused with 412, mapped to *ambiguous*, never to a fresh send.
 """
 
 from __future__ import annotations
@@ -22,11 +28,15 @@ from __future__ import annotations
 import logging
 import re
 import threading
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
 from typing import Any
 from urllib.parse import urlsplit
 
 import requests
 
+from shared.domain import reconcile
 from shared.domain.errors import CallbackRejected, SendFailedTransient, SendRejected
 from shared.domain.models import (
     HttpReply,
@@ -39,6 +49,7 @@ from shared.domain.models import (
     StatusEvent,
     StatusKind,
 )
+from shared.domain.reconcile import Lookup, SentQuery
 from shared.log import log_event, scrub
 from shared.providers import eventgrid
 from shared.urls import is_loopback_host
@@ -62,8 +73,13 @@ def _is_loopback_http(endpoint: str) -> bool:
     return parts.scheme == "http" and is_loopback_host(parts.hostname)
 
 
+REPLAY_WINDOW = timedelta(minutes=5)  # ACS tracks repeatable requests this long (learn.microsoft.com, OASIS)
+REPLAY_MARGIN = timedelta(seconds=60)  # clock skew and the request's own duration
+
+
 class AcsProvider:
     name = NAME
+    replay_window: timedelta | None = REPLAY_WINDOW
 
     def __init__(
         self,
@@ -109,9 +125,8 @@ class AcsProvider:
                 connection_timeout=3.05,
                 read_timeout=self._timeout,
             ),
-            # One in-call retry, only after a read timeout / reset: it re-sends the same body, hence the same
-            # repeatabilityRequestId, so ACS executes it once. Everything else is left to our own scheduler.
-            "retry_policy": _repeatable_retry_policy(),
+            # no pipeline retries: send() replays once itself after a read error (same repeatabilityRequestId)
+            "retry_policy": _no_retry_policy(),
         }
         if not self._access_key and _is_loopback_http(self._endpoint):
             options["per_call_policies"] = [_allow_plain_http_bearer()]  # loopback emulator only
@@ -125,32 +140,72 @@ class AcsProvider:
             ServiceResponseError,
         )
 
+        request = replace(request, first_sent=request.first_sent or datetime.now(UTC))  # one series per call
+        replayed = False
         try:
-            results = self._sms_client().send(
-                from_=getattr(request, "sender", None) or self._from,
-                to=request.to,
-                message=request.body,
-                enable_delivery_report=True,
-                tag=request.activity_row_id,
-            )
+            try:
+                results = self._send_repeatable(request)
+            except ServiceResponseError:
+                # The request left and no answer came. Replay it once with the same repeatability id: ACS answers
+                # with the original result if it took it, or executes it now. After this, any failure is
+                # ambiguous: the first request may have been taken (issue #13 found the SDK's in-call retry
+                # turning "timeout, then 500" into a retry-safe failure and a duplicate SMS).
+                replayed = True
+                results = self._send_repeatable(request)
         except ServiceRequestError as exc:  # the request never left: nothing can have been sent
+            if replayed:
+                raise _ambiguous(f"ACS did not answer, and its replay failed: {exc.__class__.__name__}") from None
             raise SendFailedTransient(f"ACS unreachable: {exc.__class__.__name__}", retry_safe=True) from None
-        except ServiceResponseError as exc:
-            # Sent, no answer (even after the SDK's repeatable retry). Our next attempt would carry a new
-            # repeatabilityRequestId, so it is not protected: ambiguous, never resent automatically.
-            raise SendFailedTransient(
-                f"ACS did not answer: {exc.__class__.__name__}; the message may have been accepted", retry_safe=False
-            ) from None
+        except ServiceResponseError as exc:  # sent, no answer, twice: reconciled by a later replay
+            raise _ambiguous(f"ACS did not answer: {exc.__class__.__name__}") from None
         except ClientAuthenticationError as exc:
             status = getattr(exc, "status_code", None)
+            if replayed:
+                raise _ambiguous(f"ACS did not answer, and its replay was refused ({status})") from None
             raise SendFailedTransient(
                 f"ACS authentication failed ({status or 'no token'}): {_reason(exc)}", retry_safe=True
             ) from None
         except HttpResponseError as exc:
-            raise _http_error(exc) from None
+            error = _http_error(exc)
+            raise (
+                _ambiguous(f"ACS did not answer, and its replay failed: {error.detail}") if replayed else error
+            ) from None
         if not results:
             raise SendFailedTransient("ACS answered 202 without a result for the recipient", retry_safe=False)
-        return _recipient_result(results[0])
+        try:
+            return _recipient_result(results[0])
+        except SendFailedTransient as error:
+            raise (_ambiguous(f"after a replay: {error.detail}") if replayed else error) from None
+
+    def _send_repeatable(self, request: SendRequest) -> list[Any]:
+        """``SmsClient.send`` with our own repeatability fields (see the module docstring for why)."""
+        from azure.communication.sms._generated.models import SendMessageRequest, SmsRecipient, SmsSendOptions
+
+        first_sent = request.first_sent or datetime.now(UTC)  # send() always sets it
+        recipient = SmsRecipient(
+            to=request.to,
+            repeatability_request_id=reconcile.repeatability_id(request.idempotency_key, first_sent),
+            repeatability_first_sent=format_datetime(first_sent.astimezone(UTC), usegmt=True),
+        )
+        body = SendMessageRequest(
+            from_property=request.sender or self._from,
+            sms_recipients=[recipient],
+            message=request.body,
+            sms_send_options=SmsSendOptions(enable_delivery_report=True, tag=request.activity_row_id),
+        )
+        generated = self._sms_client()._sms_service_client.sms  # the SDK's pipeline, auth and retry policy
+        return list(generated.send(body, cls=lambda _pipeline, result, _headers: list(result.value)))
+
+    # --- reconciliation (docs/reconciliation.md) ----------------------------------------------------
+    def lookup(self, query: SentQuery) -> Lookup:
+        """ACS has no message list; it deduplicates a replay inside its tracked window instead."""
+        if query.first_sent is None:
+            return reconcile.unknown("no first attempt recorded: a replay could not carry repeatabilityFirstSent")
+        if query.asked_at - query.first_sent > REPLAY_WINDOW - REPLAY_MARGIN:
+            return reconcile.unknown(
+                "outside the ACS repeatability window: only a delivery report can resolve it", final=True
+            )
+        return reconcile.replay("ACS answers a replay with the same repeatability id from its own record")
 
     # --- callbacks ---------------------------------------------------------------------------------
     def handle_callback(self, request: InboundHttpRequest) -> ProviderCallback:
@@ -218,19 +273,16 @@ class AcsProvider:
         return None
 
 
-def _repeatable_retry_policy() -> Any:
-    """azure-core never retries a POST after a read error; ACS's repeatability makes exactly that retry safe."""
+def _no_retry_policy() -> Any:
+    """No retries inside the pipeline: after a read error :meth:`AcsProvider.send` replays the request itself (same
+    repeatability id), so that it knows a replay happened and never takes a later failure as retry-safe."""
     from azure.core.pipeline.policies import RetryPolicy
 
-    class RepeatableRetry(RetryPolicy):  # type: ignore[type-arg]
-        def configure_retries(self, options: dict[str, Any]) -> dict[str, Any]:
-            settings: dict[str, Any] = super().configure_retries(options)
-            settings["methods"] = frozenset(settings["methods"]) | {"POST"}
-            return settings
+    return RetryPolicy(retry_total=0)
 
-    return RepeatableRetry(
-        retry_total=1, retry_connect=0, retry_status=0, retry_read=1, retry_backoff_factor=0.5, retry_backoff_max=2
-    )
+
+def _ambiguous(detail: str) -> SendFailedTransient:
+    return SendFailedTransient(f"{detail}; the message may have been accepted", retry_safe=False)
 
 
 def _allow_plain_http_bearer() -> Any:
@@ -262,6 +314,10 @@ def _http_error(exc: Any) -> SendFailedTransient:
         return SendFailedTransient("ACS throttled the request (429)", retry_safe=True, retry_after=retry_after)
     if status == 504:
         return SendFailedTransient("ACS gateway timeout: the message may have been accepted", retry_safe=False)
+    if status == 409:  # a replay while the original request is still in progress (repeatable requests)
+        return SendFailedTransient("ACS: the original request is still in progress (409)", retry_safe=False)
+    if status == 412:  # a replay outside the repeatability window: ACS will not say whether it has the message
+        return SendFailedTransient("ACS refused the replay (412: outside the repeatability window)", retry_safe=False)
     if status >= 500:
         return SendFailedTransient(f"ACS HTTP {status}", retry_safe=True)
     # 401/403 (key, role assignment), 400 for the whole request (sender not on the resource, bad body), 404:
@@ -271,6 +327,8 @@ def _http_error(exc: Any) -> SendFailedTransient:
 
 def _recipient_result(result: Any) -> SendResult:
     status = int(getattr(result, "http_status_code", 0) or 0)
+    if status in (409, 412):  # this recipient's replay: still in progress, or outside the repeatability window
+        raise SendFailedTransient("ACS refused the replay (412: outside the repeatability window)", retry_safe=False)
     message_id = getattr(result, "message_id", None)
     if getattr(result, "successful", False) and message_id:
         return SendResult(provider_message_id=str(message_id), status=str(status or "accepted"))

@@ -10,9 +10,11 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+from datetime import timedelta
 
 import requests
 
+from shared.domain import reconcile
 from shared.domain.errors import CallbackRejected, SendFailedTransient, SendRejected
 from shared.domain.models import (
     HttpReply,
@@ -25,6 +27,7 @@ from shared.domain.models import (
     StatusEvent,
     StatusKind,
 )
+from shared.domain.reconcile import Lookup, SentQuery
 
 NAME = "loopback"
 STATUS_MAP = {
@@ -41,6 +44,7 @@ def sign(key: str, url: str, body: bytes) -> str:
 
 class LoopbackProvider:
     name = NAME
+    replay_window: timedelta | None = None
 
     def __init__(self, *, base_url: str, key: str, callback_url: str, session: requests.Session, timeout: float = 10.0):
         self._base = base_url.rstrip("/")
@@ -78,6 +82,11 @@ class LoopbackProvider:
                 opted_out=error.get("code") == "opted_out",
             )
         raise SendFailedTransient(f"loopback provider HTTP {response.status_code}", retry_safe=True)
+
+    def lookup(self, query: SentQuery) -> Lookup:
+        """The loopback gateway keeps no message list: it cannot tell. An ambiguous loopback send stays ambiguous
+        until its delivery report (the gateway always sends one, carrying the activity) resolves it."""
+        return reconcile.unknown("the loopback gateway offers no message lookup")
 
     def handle_callback(self, request: InboundHttpRequest) -> ProviderCallback:
         url = self._callback_url + (f"?{request.raw_query}" if request.raw_query else "")

@@ -10,6 +10,7 @@ Callbacks: status callbacks and the "A message comes in" webhook arrive on the s
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 from urllib.parse import parse_qsl
 
 import requests
@@ -27,9 +28,10 @@ from shared.domain.models import (
     StatusKind,
 )
 from shared.domain.phone import as_whatsapp, is_whatsapp
+from shared.domain.reconcile import Lookup, SentQuery
 from shared.domain.whatsapp import TemplateMessage, button_keyword, is_opt_out_payload, parse_opt_out_payloads
 from shared.log import scrub
-from shared.providers import twilio_signature
+from shared.providers import twilio_lookup, twilio_signature
 
 NAME = "twilio"
 EMPTY_TWIML = b'<?xml version="1.0" encoding="UTF-8"?><Response/>'
@@ -85,6 +87,9 @@ def _content(request: SendRequest) -> dict[str, str]:
 
 class TwilioProvider:
     name = NAME
+    replay_window: timedelta | None = (
+        None  # Messages create has no idempotency key: ambiguous sends are looked up in the list
+    )
 
     def __init__(
         self,
@@ -99,6 +104,7 @@ class TwilioProvider:
         timeout: float = 10.0,
         opt_out_payloads: frozenset[str] = DEFAULT_OPT_OUT_PAYLOADS,
     ) -> None:
+        self._api_base_url = api_base_url
         self._sid = account_sid
         self._token = auth_token
         self._from = sender
@@ -110,11 +116,14 @@ class TwilioProvider:
         self._opt_out_payloads = opt_out_payloads
 
     # --- send --------------------------------------------------------------------------------------
-    def send(self, request: SendRequest) -> SendResult:
-        to = request.to
-        sender = request.sender or self._from
+    def _addresses(self, to: str, override: str | None) -> tuple[str, str | None]:
+        sender = override or self._from
         if is_whatsapp(sender):
             to = as_whatsapp(to)  # a WhatsApp sender writes to the contact's WhatsApp address
+        return to, sender
+
+    def send(self, request: SendRequest) -> SendResult:
+        to, sender = self._addresses(request.to, request.sender)
         form = {"To": to, "StatusCallback": request.status_callback_url, **_content(request)}
         if request.sender or not self._service:
             form["From"] = sender or ""
@@ -156,6 +165,26 @@ class TwilioProvider:
         # 401/403/404 and other 400s are about our configuration (credentials, sender), not the contact:
         # keep the message and retry later; it reaches the poison queue with this reason if never fixed.
         raise SendFailedTransient(f"Twilio refused the request: HTTP {status} {code} {message}", retry_safe=True)
+
+    # --- reconciliation (docs/reconciliation.md) ----------------------------------------------------
+    def lookup(self, query: SentQuery) -> Lookup:
+        to, sender = self._addresses(query.to, query.sender)
+        filters = {"To": to}
+        if query.sender or not self._service:
+            filters["From"] = sender or ""
+            check = ("from", sender or "")
+        else:  # a messaging service picks the number: match the service instead
+            check = ("messaging_service_sid", self._service)
+        return twilio_lookup.lookup_message(
+            self._session,
+            api_base_url=self._api_base_url,
+            list_url=self._endpoint,
+            auth=(self._sid, self._token),
+            filters=filters,
+            sender_check=check,
+            query=query,
+            timeout=self._timeout,
+        )
 
     # --- callbacks ---------------------------------------------------------------------------------
     def handle_callback(self, request: InboundHttpRequest) -> ProviderCallback:

@@ -13,13 +13,16 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
+from datetime import timedelta
 from typing import Any
 
 import requests
 
+from shared.domain import reconcile
 from shared.domain.errors import CallbackRejected, SendFailedTransient, SendRejected
 from shared.domain.models import HttpReply, InboundHttpRequest, ProviderCallback, SendRequest, SendResult
 from shared.domain.phone import strip_channel_prefix
+from shared.domain.reconcile import Lookup, SentQuery
 from shared.log import scrub
 from shared.providers.whatsapp_webhook import parse_webhook
 
@@ -67,6 +70,7 @@ OPTED_OUT_CODES = {131050}
 
 class WhatsAppProvider:
     name = NAME
+    replay_window: timedelta | None = None  # the Cloud API has no idempotency key: nothing is replayed
 
     def __init__(
         self,
@@ -90,6 +94,11 @@ class WhatsAppProvider:
         self._timeout = timeout
 
     # --- send --------------------------------------------------------------------------------------
+    def lookup(self, query: SentQuery) -> Lookup:
+        """The Cloud API offers no list of sent messages: it cannot tell. An ambiguous send stays ambiguous until its
+        status webhook (which echoes the record key in ``biz_opaque_callback_data``) resolves it; never resent."""
+        return reconcile.unknown("the WhatsApp Cloud API offers no message lookup", final=True)
+
     def send(self, request: SendRequest) -> SendResult:
         body = message_body(request)
         headers = {"Authorization": f"Bearer {self._token}", "Content-Type": "application/json"}

@@ -19,7 +19,7 @@ from shared.domain.state import ActivityState, SendStatus
 _ACTIVITY_FIELDS = tuple(f.name for f in fields(ActivityRef))
 _RTJ_FIELDS = tuple(f.name for f in fields(RtjState) if f.name != "etag")
 _LISTS = ("due", "recorded")
-_TIMES = ("lease_until", "flush_until", "updated_at")
+_TIMES = ("lease_until", "flush_until", "updated_at", "attempt_until", "first_attempt_until")
 
 
 def parse_time(value: Any) -> datetime | None:
@@ -60,6 +60,11 @@ class ActivityCodec:
             "updated_at": state.updated_at.isoformat() if state.updated_at else "",
             "flush_owner": state.flush_owner or "",
             "flush_until": state.flush_until.isoformat() if state.flush_until else "",
+            # reconciliation (issue #13); rows written before it read back with the defaults
+            "attempt_until": state.attempt_until.isoformat() if state.attempt_until else "",
+            "first_attempt_until": state.first_attempt_until.isoformat() if state.first_attempt_until else "",
+            "reconcile_attempts": state.reconcile_attempts,
+            "reconcile_note": (state.reconcile_note or "")[:300],
         }
 
     def decode(self, values: Mapping[str, Any], etag: str) -> ActivityState:
@@ -78,6 +83,10 @@ class ActivityCodec:
             updated_at=parse_time(values.get("updated_at")),
             flush_owner=_text(values.get("flush_owner")),
             flush_until=parse_time(values.get("flush_until")),
+            attempt_until=parse_time(values.get("attempt_until")),
+            first_attempt_until=parse_time(values.get("first_attempt_until")),
+            reconcile_attempts=int(values.get("reconcile_attempts") or 0),
+            reconcile_note=_text(values.get("reconcile_note")),
             etag=etag,
         )
 
@@ -112,6 +121,8 @@ class RtjCodec:
                 kwargs[name] = list(json.loads(raw or "[]"))
             elif name in _TIMES:
                 kwargs[name] = parse_time(raw)
+            elif name == "reconcile_attempts":
+                kwargs[name] = int(raw or 0)
             elif name == "is_test_send":
                 kwargs[name] = bool(raw)
             elif name == "status":

@@ -19,6 +19,7 @@ from devtools.emulators.twilio import TwilioEmulator, twilio_signature
 from devtools.emulators.whatsapp import WhatsAppEmulator
 from shared.domain.models import InboundHttpRequest
 from shared.ports import Provider
+from tests.fakes import FakeClock
 
 SENDER = "+18005550100"
 
@@ -63,6 +64,15 @@ class Harness(Protocol):
         """Make the platform answer every send with a transient error (503) until ``heal``."""
 
     def heal(self) -> None: ...
+
+    def lose_answers(self, count: int) -> None:
+        """The provider takes the next ``count`` sends but their answers are lost (connection closed)."""
+
+    def time_out_without_taking(self) -> None:
+        """The next send times out at the gateway (504) and the provider keeps nothing."""
+
+    def fail_lookups(self, clock: FakeClock) -> None:
+        """The provider's lookup cannot tell (Twilio: the list answers 503; ACS: past its repeatability window)."""
 
     def status_request(self, callback_url: str, sent: Sent, row_id: str, *, delivered: bool) -> InboundHttpRequest:
         """An authentic delivery report for ``sent`` (whose activity is ``row_id``)."""
@@ -110,6 +120,17 @@ class TwilioHarness:
 
     def heal(self) -> None:
         self.emulator.clear_faults()
+
+    def lose_answers(self, count: int) -> None:
+        self.emulator.lose_answers = count
+
+    def time_out_without_taking(self) -> None:
+        body = {"code": 20504, "message": "Gateway timeout", "status": 504}
+        self.emulator.inject("POST", r"/Messages\.json", status=504, body=body)
+
+    def fail_lookups(self, clock: FakeClock) -> None:
+        body = {"code": 20503, "message": "Service unavailable", "status": 503}
+        self.emulator.inject("GET", r"/Messages\.json", status=503, body=body, times=None)
 
     def _signed(self, url: str, params: list[tuple[str, str]], token: str) -> InboundHttpRequest:
         headers = {
@@ -189,6 +210,15 @@ class AcsHarness:
 
     def heal(self) -> None:
         self.emulator.clear_faults()
+
+    def lose_answers(self, count: int) -> None:
+        self.emulator.lose_answers = count
+
+    def time_out_without_taking(self) -> None:
+        self.emulator.inject("POST", r"^/sms", status=504, body={"error": {"code": "GatewayTimeout", "message": "-"}})
+
+    def fail_lookups(self, clock: FakeClock) -> None:
+        clock.advance(minutes=6)  # ACS answers a replay only inside its 5-minute window; past it nobody can tell
 
     def _post(self, url: str, events: list[dict[str, object]]) -> InboundHttpRequest:
         headers = {"Content-Type": "application/json", "aeg-event-type": "Notification"}

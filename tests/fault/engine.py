@@ -50,12 +50,15 @@ from shared.app.deps import build_deps
 from shared.domain.models import InboundHttpRequest
 from shared.domain.state import ActivityState, SendStatus
 from shared.ports import QueueMessage
+from shared.providers.acs import AcsProvider
 from shared.providers.twilio import TwilioProvider
 from shared.records.codecs import ACTIVITIES
 from shared.records.store import RecordStore
 from shared.service import ChannelService
 from tests.fakes import config as channel_config
 from tests.fault import cloud_api
+from tests.fault.acs_side import ACS_KEY, ACS_SECRET, ACS_URL, AcsSession, acs_statuses, event_request
+from tests.fault.provider_view import TwilioView
 from tests.helpers import MESSAGE_ID, MESSAGE_TABLE, activity_message, fixture_bytes
 
 TWILIO_SID = "AC" + "f" * 32
@@ -90,6 +93,8 @@ class Rates:
     no_callbacks: float = 0.02  # carrier never reports: no status callback at all
     replies: float = 0.06
     stop_replies: float = 0.015
+    lookup_faults: float = 0.10  # provider lookups (Twilio Messages list) answered 500 / 429 / timeout (issue #13)
+    list_lag_seconds: float = 300.0  # a created message appears in the provider's list up to this much later
 
 
 @dataclass
@@ -172,7 +177,9 @@ class Simulation:
         instances: int = 3,
         batch_size: int = 16,
         callback_processing: str = "queued",
-        provider: str = "twilio",  # or "whatsapp": Meta's Cloud API (tests/fault/cloud_api.py, issue #17)
+        provider: str = "twilio",  # twilio | acs (tests/fault/acs_side.py) | whatsapp (tests/fault/cloud_api.py)
+        reconcile_after: float = 600.0,
+        arrival_rate: float = 20.0,
     ) -> None:
         self.n = n
         self.provider_name = provider
@@ -182,6 +189,9 @@ class Simulation:
         self.max_nesting = max_nesting
         self.batch_size = batch_size
         self.callback_processing = callback_processing
+        self.provider = provider  # twilio | acs (tests/fault/acs_side.py)
+        self.reconcile_after = timedelta(seconds=reconcile_after)
+        self.arrival_rate = arrival_rate  # activities per simulated second (a backlog builds above ~0.3/s)
         self.last_response = requests.Response()
         self.dataverse = DataverseEmulator(token=DATAVERSE_TOKEN)
         self.now = START
@@ -209,6 +219,10 @@ class Simulation:
         self.max_nesting_seen = 0
         self._steps_per_message: dict[str, float] = {}
 
+        self.twilio_view = TwilioView(
+            self.rng, TWILIO_SID, max_lag_seconds=self.rates.list_lag_seconds, fault_rate=self.rates.lookup_faults
+        )
+        self.acs_session = AcsSession(self)
         self.crashing_store = _CrashingStore(self.store, self)
         self.instances = [self._new_instance() for _ in range(instances)]
         self.service = self.instances[0]
@@ -237,10 +251,19 @@ class Simulation:
             session=_TwilioSession(self),  # type: ignore[arg-type]
             timeout=10.0,
         )
+        if self.provider == "acs":
+            provider = AcsProvider(
+                endpoint=ACS_URL,
+                sender=SENDER,
+                eventgrid_secret=ACS_SECRET,
+                access_key=ACS_KEY,
+                session=self.acs_session,
+            )
         deps = build_deps(
             channel_config(
-                provider_name=self.provider_name,
-                callback_url=CALLBACK_URL,
+                provider_name=self.provider,
+                callback_url=CALLBACK_URL.replace("twilio", self.provider),
+                reconcile_after=self.reconcile_after,
                 max_attempts=8,
                 retry_base_seconds=30.0,
                 send_lease=timedelta(seconds=120),
@@ -349,7 +372,7 @@ class Simulation:
             (b"[" * 50_000, "application/json", "invalid_json"),
         ]
         for index in range(self.n):
-            arrival += timedelta(seconds=self.rng.expovariate(20.0))
+            arrival += timedelta(seconds=self.rng.expovariate(self.arrival_rate))
             row_id, activity_id, contact_id = self._uuid(), self._uuid(), self._uuid()
             draw = self.rng.random()
             kind = "ok"
@@ -490,25 +513,28 @@ class Simulation:
         params: list[tuple[str, str]] = p["params"]
         url: str = p["url"]
         query = urlsplit(url).query
-        request = InboundHttpRequest(
-            method="POST",
-            path="/api/callbacks/twilio",
-            query={k: v[0] for k, v in parse_qs(query).items()},
-            headers={
-                "content-type": "application/x-www-form-urlencoded",
-                "x-twilio-signature": twilio_signature(TWILIO_TOKEN, url, params),
-            },
-            body=urlencode(params).encode(),
-            raw_query=query,
-        )
-        if self.provider_name == "whatsapp":  # the same callback as a signed Cloud API webhook
-            request = cloud_api.webhook_request(params, url)
+        if self.provider == "acs":
+            request = event_request(p, SENDER, self.now)
+        else:
+            request = InboundHttpRequest(
+                method="POST",
+                path="/api/callbacks/twilio",
+                query={k: v[0] for k, v in parse_qs(query).items()},
+                headers={
+                    "content-type": "application/x-www-form-urlencoded",
+                    "x-twilio-signature": twilio_signature(TWILIO_TOKEN, url, params),
+                },
+                body=urlencode(params).encode(),
+                raw_query=query,
+            )
+            if self.provider_name == "whatsapp":  # the same callback as a signed Cloud API webhook
+                request = cloud_api.webhook_request(params, url)
         self.counters["callback requests"] += 1
         status = 0
         instance = self._pick_instance()
         try:
             with self._invocation("callback"):
-                status = self.instances[instance].handle_callback(self.provider_name, request).status
+                status = self.instances[instance].handle_callback(self.provider, request).status
         except Crash:
             self._crashed(instance)
         except Exception:  # noqa: BLE001 - the host answers 500
@@ -535,8 +561,9 @@ class Simulation:
         self.schedule(self.now + timedelta(seconds=30 * attempt), "callback", **{**p, "attempt": attempt + 1})
 
     # ----------------------------------------------------------------------------------- provider side
-    def provider_accepted(self, to: str, status_callback: str) -> str:
+    def provider_accepted(self, to: str, status_callback: str, body: str = "") -> str:
         sid = "SM" + uuid.UUID(int=self.rng.getrandbits(128)).hex
+        self.twilio_view.accept(sid, to, SENDER, body, self.now)
         row_id = parse_qs(urlsplit(status_callback).query)["activity"][0]
         truth = self.by_row[row_id]
         truth.accepted_sids.append(sid)
@@ -551,7 +578,9 @@ class Simulation:
             statuses = ["sent", "undelivered"]
         else:
             statuses = ["sent", "delivered"]
-        if statuses and rng.random() < 0.5:
+        if self.provider == "acs":
+            statuses = acs_statuses(["delivered" if s == "read" else s for s in statuses])
+        if statuses and rng.random() < 0.5 and self.provider != "acs":
             statuses.insert(0, "queued")
         if statuses and rng.random() < rates.duplicate_callbacks:
             statuses.append(rng.choice(statuses))
@@ -644,8 +673,10 @@ class Simulation:
                 continue
             if state.due:
                 lost_activities.append(f"interactions stranded in due={state.due}: {where}")
-            if truth.row_id in self.capture.ambiguous_rows and status is SendStatus.SENT:
-                ambiguous["send resolved by a delivery report"] += 1
+            settled = _settled_by(state)
+            if status is SendStatus.SENT and (settled or truth.row_id in self.capture.ambiguous_rows):
+                how = f"reconciliation: {settled}" if settled else "a delivery report"
+                ambiguous[f"send resolved by {how}"] += 1
             if truth.kind == "opted_out":
                 if accepted or got:
                     lost_activities.append(f"opted-out contact was sent to / recorded: {where}")
@@ -720,6 +751,8 @@ class Simulation:
             "lost activities": len(lost_activities),
             "lost callbacks": len(lost_callbacks),
             "ambiguous cases": dict(ambiguous),
+            "left ambiguous": sum(1 for t in self.truths if _status(state_of[t.row_id]) is SendStatus.AMBIGUOUS),
+            "reconciliation": self._reconciliation([state_of[t.row_id] for t in self.truths]),
             "poison messages (right reason, one attempt)": f"{poison_ok}/{len(self.expected_poison)}",
             "poison handling failures": poison_bad,
             "unexpected poison": unexpected_poison[:20],
@@ -756,10 +789,29 @@ class Simulation:
             "simulated hours": round((self.now - START).total_seconds() / 3600, 1),
         }
 
+    def _reconciliation(self, states: list[ActivityState | None]) -> dict[str, Any]:
+        """Reconciliation outcomes (issue #13), read from the state records themselves (their last reconciliation
+        note and attempt count), not from the logs."""
+        notes = [s.reconcile_note or "" for s in states if s is not None]
+        final: Counter[str] = Counter(note.split(":")[0] for note in notes if note)
+        view = self.twilio_view
+        return {
+            "found": final["found"],
+            "resent": final["resent"],
+            "replayed": final["replayed"],
+            "retried (could not tell)": sum(s.reconcile_attempts for s in states if s is not None),
+            "left for an operator": sum(n.startswith(("left", "cannot look up")) for n in notes),
+            "activities reconciled": sum(1 for note in notes if note),
+            "provider lookups": view.lookups,
+            "replays answered from the provider's record (ACS)": self.acs_session.replays,
+            "lookup faults injected": dict(view.faults),
+            "messages not yet listed when asked (lag)": view.lagging_hidden,
+        }
+
     def scan_logs(self) -> list[str]:
         """Full phone numbers, message text, reply text, codes and secrets must never reach a log record."""
         secret_digits = {t.phone.lstrip("+") for t in self.truths if t.phone} | {t.code for t in self.truths}
-        texts = [TWILIO_TOKEN, DATAVERSE_TOKEN, "your code is"]
+        texts = [TWILIO_TOKEN, DATAVERSE_TOKEN, ACS_KEY, ACS_SECRET, "your code is"]
         digits = re.compile(r"\d{7,}")
         leaks = []
         for line in self.capture.lines:
@@ -770,6 +822,17 @@ class Simulation:
 
 
 # ----------------------------------------------------------------------------------------------- fakes on the wire
+def _settled_by(state: ActivityState | None) -> str:
+    """How reconciliation settled a record (its last note: found / resent / replayed), or ""."""
+    note = (state.reconcile_note or "") if state is not None else ""
+    decision = note.split(":")[0]
+    return decision if decision in ("found", "resent", "replayed") else ""
+
+
+def _status(state: ActivityState | None) -> SendStatus | None:
+    return None if state is None else state.send_status
+
+
 class _SimClock:
     def __init__(self, sim: Simulation) -> None:
         self._sim = sim
@@ -971,7 +1034,7 @@ class _TwilioSession:
                 sim.idle(10.0)
                 if truth.kind != "rejected" and rng.random() < 0.5:  # timed out after Twilio queued it
                     sim.provider_faults["504 although accepted"] += 1
-                    sim.provider_accepted(form["To"], form["StatusCallback"])
+                    sim.provider_accepted(form["To"], form["StatusCallback"], form["Body"])
                 return _response(504, {"code": 20504, "message": "Gateway timeout"})
             sim.idle(0.1)
             return _response(int(kind), {"code": 20500, "message": "Internal server error"})
@@ -979,8 +1042,36 @@ class _TwilioSession:
         if truth.kind == "rejected":
             truth.rejected_calls += 1
             return _response(400, {"code": 21211, "message": f"The 'To' number {form['To']} is not valid."})
-        sid = sim.provider_accepted(form["To"], form["StatusCallback"])
+        sid = sim.provider_accepted(form["To"], form["StatusCallback"], form["Body"])
+        if rng.random() < sim.rates.provider_5xx / 4:  # the answer is lost after Twilio queued it
+            sim.provider_faults["read timeout although accepted"] += 1
+            sim.idle(10.0)
+            raise requests.ReadTimeout("injected: answer lost after Twilio queued the message")
         return _response(201, {"sid": sid, "status": "queued"})
+
+    def get(
+        self,
+        url: str,
+        *,
+        params: Mapping[str, str] | None = None,
+        auth: tuple[str, str] | None = None,
+        timeout: Any = None,
+    ) -> requests.Response:
+        """The Messages list resource (reconciliation lookups), with lag and injected failures."""
+        sim = self._sim
+        sim.step("provider.lookup")
+        assert auth == (TWILIO_SID, TWILIO_TOKEN)
+        view = sim.twilio_view
+        fault = view.fault()
+        if fault == "timeout":
+            sim.idle(10.0)
+            raise requests.ReadTimeout("injected: list request timed out")
+        if fault == "429":
+            return _response(429, {"code": 20429, "message": "Too Many Requests"}, {"Retry-After": "30"})
+        if fault == "500":
+            return _response(500, {"code": 20500, "message": "Internal server error"})
+        sim.idle(sim.rng.uniform(0.05, 0.3))
+        return _response(200, view.page(url, params, sim.now))
 
 
 def format_table(result: Mapping[str, Any]) -> str:
@@ -996,6 +1087,7 @@ def format_table(result: Mapping[str, Any]) -> str:
         "duplicate interactions unexplained",
         "lost activities",
         "lost callbacks",
+        "left ambiguous",
         "poison messages (right reason, one attempt)",
         "dead-lettered by Service Bus",
         "callbacks rejected (4xx) though genuine",
@@ -1009,6 +1101,8 @@ def format_table(result: Mapping[str, Any]) -> str:
         rows.append((f"interactions: {name}", str(count)))
     for name, count in result["ambiguous cases"].items():
         rows.append((f"ambiguous: {name}", str(count)))
+    for name, value in result["reconciliation"].items():
+        rows.append((f"reconciliation: {name}", json.dumps(value) if isinstance(value, dict) else str(value)))
     for group, values in result["faults injected"].items():
         rows.append((f"injected: {group}", json.dumps(values) if isinstance(values, dict) else str(values)))
     for name, count in result["key windows"].items():

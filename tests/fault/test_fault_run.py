@@ -28,6 +28,9 @@ def test_fault_run_in_memory(callback_processing: str, provider: str) -> None:
     assert result["duplicate sends"] == 0
     assert result["lost activities"] == 0, result["lost activity samples"]
     assert result["lost callbacks"] == 0, result["lost callback samples"]
+    assert result["left ambiguous"] == 0  # issue #13: every ambiguous send reconciled
+    reconciled = result["reconciliation"]
+    assert reconciled["found"] + reconciled["resent"] > 0  # the run exercises reconciliation
     assert result["poison handling failures"] == 0
     assert result["unexpected poison count"] == 0, result["unexpected poison"]
     assert result["dead-lettered by Service Bus"] == 0
@@ -37,6 +40,17 @@ def test_fault_run_in_memory(callback_processing: str, provider: str) -> None:
     # or a lost answer); anything else is a bug (the run once found a lease shorter than a slow Dataverse call).
     assert result["duplicate interactions unexplained"] == 0
     assert result["faults injected"]["worker crashes"] > 0
+
+
+def test_fault_run_with_acs_never_duplicates_or_loses() -> None:
+    """ACS (issue #13): repeatable replays; what its 5-minute window cannot settle stays ambiguous, never resent."""
+    result = Simulation(N, seed=1, provider="acs").run()
+    print(format_table(result))
+    assert result["duplicate sends"] == 0
+    assert result["lost activities"] == 0, result["lost activity samples"]
+    assert result["lost callbacks"] == 0, result["lost callback samples"]
+    assert result["duplicate interactions unexplained"] == 0
+    assert result["log leaks"] == 0, result["log leak samples"]
 
 
 @pytest.mark.azurite
