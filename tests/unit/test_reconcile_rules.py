@@ -43,12 +43,19 @@ def test_one_message_with_our_text_in_the_window_is_found() -> None:
     [
         candidate("SMa", -60),  # before the claim
         candidate("SMb", 200),  # after the lease deadline
-        candidate("SMc", 3, body="Hi Avery!"),  # another text
         candidate("SMd", 3, outbound=False),  # a reply, not ours
     ],
 )
-def test_messages_outside_the_window_or_with_another_text_are_not_ours(other: Candidate) -> None:
+def test_messages_outside_the_window_are_not_ours(other: Candidate) -> None:
     assert reconcile.match(query(), [other]).kind == "absent"
+
+
+def test_a_message_in_the_window_with_another_text_never_proves_absence() -> None:
+    """The provider's stored text can differ from ours (a WhatsApp template it rendered, its own re-encoding): such
+    a message may be ours, so the answer is "cannot tell", never a resend."""
+    result = reconcile.match(query(), [candidate("SMc", 3, body="Your code is 1234 (template)")])
+    assert result.kind == "unknown" and "another text" in result.detail
+    assert reconcile.match(query(), [candidate("SMc", 3, body="other"), candidate("SM1", 5)]).kind == "found"
 
 
 def test_clock_skew_is_tolerated_at_both_ends() -> None:

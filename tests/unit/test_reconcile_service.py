@@ -13,6 +13,7 @@ from shared.adapters.memory import PublishedMessage
 from shared.app.settlement import ATTEMPT_PROPERTY
 from shared.domain import reconcile
 from shared.domain.errors import SendFailedTransient
+from shared.domain.models import SendRequest, SendResult
 from shared.domain.reconcile import KIND_PROPERTY
 from shared.domain.state import ActivityState, SendStatus
 from shared.ports import QueueMessage
@@ -252,3 +253,31 @@ def test_a_due_order_is_settled_even_when_the_clock_ticks_between_reads() -> Non
     w.clock.now = ticking  # type: ignore[method-assign]
     assert w.service.handle_activity_message(as_received(order)).result == "sent"
     assert len(w.provider.sent) == 1
+
+
+def test_a_send_accepted_before_a_timeout_is_found_with_short_links_and_normalisation() -> None:
+    """With link tracking and GSM normalisation on, the provider holds the short-linked, normalised text: the lookup
+    must compare that text, else the message it holds looks absent and the contact gets it twice."""
+    from shared.app.policy import SendingPolicy
+    from shared.domain.links import LinkConfig
+
+    w = world(
+        body="Hi {{contact.firstname}} \u2014 see https://contoso.example/offer?id=7",
+        links=LinkConfig("https://app.example/api", timedelta(days=90)),
+        policy=SendingPolicy(gsm_normalize=True),
+    )
+    accept = w.provider.send
+
+    def accepted_then_timeout(request: SendRequest) -> SendResult:
+        accept(request)  # the provider took it ...
+        raise TIMEOUT  # ... and the answer was lost
+
+    w.provider.send = accepted_then_timeout  # type: ignore[method-assign]
+    assert w.service.handle_activity_message(activity()).result == "ambiguous"
+    [original] = w.provider.sent
+    assert "https://app.example/api/l/" in original.body and "\u2014" not in original.body
+    assert run_latest_order(w) == "sent"
+    [query] = w.provider.lookups
+    assert query.body == original.body
+    assert w.provider.sent == [original]  # found: nothing was sent again
+    assert record(w).provider_message_id == w.provider.accepted_ids[0]
