@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
-from devtools.emulators._base import EmulatorBase, Incoming, Response, serve_forever
+from devtools.emulators._base import DropConnection, EmulatorBase, Incoming, Response, serve_forever
 
 __all__ = ["CloudMessage", "WhatsAppEmulator", "hub_signature"]
 
@@ -99,6 +99,7 @@ class WhatsAppEmulator(EmulatorBase):
         self.app_secret = app_secret
         self.session_window = session_window
         self.messages: list[CloudMessage] = []
+        self.lose_answers = 0  # the next N accepted sends close the connection instead of answering (ambiguous)
         self.templates: dict[str, _Template] = {}
         self.sessions: set[str] = set()
         self.posted: list[tuple[str, int, bytes]] = []  # (url, status, body) of webhook deliveries
@@ -157,6 +158,9 @@ class WhatsAppEmulator(EmulatorBase):
         assert message is not None
         with self._data_lock:
             self.messages.append(message)
+            if self.lose_answers > 0:  # accepted, but the answer is lost (an ambiguous send)
+                self.lose_answers -= 1
+                raise DropConnection
         answer = {
             "messaging_product": "whatsapp",
             "contacts": [{"input": to, "wa_id": message.to}],

@@ -268,6 +268,16 @@ class WhatsAppHarness:
     def sent(self) -> list[Sent]:
         return [Sent(m.id, "+" + m.to, m.text) for m in self.emulator.messages]
 
+    def lose_answers(self, count: int) -> None:
+        self.emulator.lose_answers = count
+
+    def time_out_without_taking(self) -> None:
+        body = {"error": {"message": "Service temporarily unavailable", "type": "OAuthException", "code": 2}}
+        self.emulator.inject("POST", r"/messages$", status=504, body=body)
+
+    def fail_lookups(self, clock: FakeClock) -> None:
+        """The Cloud API has no lookup at all: every lookup already cannot tell."""
+
     def reject(self, number: str) -> None:
         self.emulator.reject(number, 131030, "Recipient phone number not in allowed list")
 
