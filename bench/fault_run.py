@@ -32,7 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reconcile-after", type=float, default=600.0, help="RECONCILE_AFTER_SECONDS (default 600)")
     parser.add_argument("--arrival-rate", type=float, default=20.0, help="activities per simulated second (20)")
     parser.add_argument("--wire-n", type=int, default=0, help="also run the wire variant with this many activities")
-    parser.add_argument("--out", default=str(ROOT / "bench" / "results" / "fault.json"))
+    parser.add_argument("--out", help="results file (default bench/results/fault.json, fault-<provider>.json)")
     args = parser.parse_args(argv)
 
     started = time.monotonic()
@@ -65,9 +65,11 @@ def main(argv: list[str] | None = None) -> int:
         for key, value in wire.items():
             print(f"  {key}: {value}")
         output["wire"] = wire
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(output, indent=2, default=str) + "\n")
-    print(f"written to {args.out}")
+    name = "fault.json" if args.provider == "twilio" else f"fault-{args.provider}.json"
+    out = Path(args.out or ROOT / "bench" / "results" / name)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(output, indent=2, default=str) + "\n")
+    print(f"written to {out}")
     failed = (
         result["duplicate sends"]
         or result["lost activities"]

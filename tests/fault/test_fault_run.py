@@ -28,9 +28,18 @@ def test_fault_run_in_memory(callback_processing: str, provider: str) -> None:
     assert result["duplicate sends"] == 0
     assert result["lost activities"] == 0, result["lost activity samples"]
     assert result["lost callbacks"] == 0, result["lost callback samples"]
-    assert result["left ambiguous"] == 0  # issue #13: every ambiguous send reconciled
     reconciled = result["reconciliation"]
-    assert reconciled["found"] + reconciled["resent"] > 0  # the run exercises reconciliation
+    if provider == "whatsapp":
+        # Meta's Cloud API lists no sent messages: an ambiguous send is never resent and waits for its status
+        # webhook; those that never reached Meta stay ambiguous for an operator (docs/reconciliation.md).
+        assert reconciled["found"] + reconciled["resent"] == 0
+        ambiguous = result["ambiguous cases"]
+        never_reached = ambiguous.get("worker died before the provider had the message (nothing sent)", 0)
+        no_report = ambiguous.get("provider had the message, no delivery report ever came", 0)
+        assert result["left ambiguous"] == never_reached + no_report
+    else:
+        assert result["left ambiguous"] == 0  # issue #13: every ambiguous send reconciled
+        assert reconciled["found"] + reconciled["resent"] > 0  # the run exercises reconciliation
     assert result["poison handling failures"] == 0
     assert result["unexpected poison count"] == 0, result["unexpected poison"]
     assert result["dead-lettered by Service Bus"] == 0

@@ -90,9 +90,14 @@ def test_twilio_finds_the_one_message_with_our_text(tw: TwilioEmulator) -> None:
     assert "To=%2B15551230001" in listed.target and "From=%2B15005550006" in listed.target
 
 
-def test_twilio_absent_when_nothing_matches(tw: TwilioEmulator) -> None:
-    twilio(tw).send(request(body="another text"))
+def test_twilio_absent_when_nothing_was_sent_to_the_number_in_the_window(tw: TwilioEmulator) -> None:
+    twilio(tw).send(request(to="+15551230999"))  # another contact
     assert twilio(tw).lookup(query()).kind == "absent"
+
+
+def test_twilio_another_text_to_the_number_in_the_window_cannot_prove_absence(tw: TwilioEmulator) -> None:
+    twilio(tw).send(request(body="another text"))  # e.g. a template Twilio rendered: it may be ours
+    assert twilio(tw).lookup(query()).kind == "unknown"
 
 
 def test_twilio_two_identical_texts_are_unknown_unless_one_is_attributed(tw: TwilioEmulator) -> None:

@@ -87,6 +87,7 @@ def test_threads_in_many_instances_never_share_a_slot() -> None:
 
 class Recorder:
     name = "loopback"
+    replay_window = None
 
     def __init__(self) -> None:
         self.sent: list[SendRequest] = []
