@@ -73,6 +73,9 @@ def link_config(settings: Settings) -> LinkConfig | None:
 
 
 def _default_sender(settings: Settings) -> str | None:
+    """The sender a send without its own leaves from: the key of its shared send rate."""
+    if settings.channel_provider == "whatsapp":
+        return settings.whatsapp_phone_number_id  # the Cloud API sends every message from it, whatever From says
     return settings.twilio_messaging_service_sid or settings.twilio_from or settings.acs_from
 
 
@@ -241,7 +244,13 @@ def build_service(
     provider = build_provider(settings, session, credential)
     rates = None
     if settings.provider_max_per_second:  # one budget per sender in the state table, shared by every instance
-        rates = SharedRates(store, provider.name, _default_sender(settings), settings.provider_max_per_second)
+        rates = SharedRates(
+            store,
+            provider.name,
+            _default_sender(settings),
+            settings.provider_max_per_second,
+            one_sender=settings.channel_provider == "whatsapp",
+        )
         provider = SharedRateProvider(provider, rates)
     config = replace(channel_config(settings), policy=sending_policy(settings, dataverse, rates))
     rtj = RtjDeps(

@@ -339,7 +339,10 @@ class Settings(BaseSettings, LinkSettings, WhatsAppSettings, PolicySettings, Rec
 
     @property
     def is_whatsapp(self) -> bool:
-        return is_whatsapp(self.twilio_from)
+        """Every send is a WhatsApp message: Meta's Cloud API, or Twilio with a ``whatsapp:`` sender."""
+        if self.channel_provider == "whatsapp":
+            return True
+        return self.channel_provider == "twilio" and is_whatsapp(self.twilio_from)
 
 
 def _format_validation_error(exc: ValidationError) -> str:

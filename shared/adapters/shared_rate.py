@@ -110,7 +110,11 @@ class SharedRate:
 
 
 class SharedRates:
-    """One :class:`SharedRate` per sender (the configured one, or a real-time journeys channel's own)."""
+    """One :class:`SharedRate` per sender (the configured one, or a real-time journeys channel's own).
+
+    ``one_sender``: the provider always sends from ``default_sender`` whatever a request's sender says (Meta's Cloud
+    API sends from ``WHATSAPP_PHONE_NUMBER_ID`` and ignores a journey's From), so every send takes that one budget.
+    """
 
     def __init__(
         self,
@@ -119,18 +123,21 @@ class SharedRates:
         default_sender: str | None,
         per_second: float,
         *,
+        one_sender: bool = False,
         wall: Callable[[], float] = time.time,
     ) -> None:
         self._wall = wall
         self._store = store
         self._provider = provider
         self._default = default_sender
+        self._one_sender = one_sender
         self._per_second = per_second
         self._rates: dict[str, SharedRate] = {}
         self._lock = threading.Lock()
 
     def for_sender(self, sender: str | None) -> SharedRate:
-        partition = partition_for(self._provider, sender or self._default)
+        key = self._default if self._one_sender else sender or self._default
+        partition = partition_for(self._provider, key)
         with self._lock:
             rate = self._rates.get(partition)
             if rate is None:

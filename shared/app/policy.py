@@ -5,7 +5,8 @@
   A redelivery of the original inside the window is deferred again by the same rule (the instant is stable per
   activity); after the window the exactly-once record makes any second copy a duplicate.
 - :func:`prepare_text`: GSM look-alike normalisation (``SMS_GSM_NORMALIZE``), then encoding and segment count;
-  over ``SMS_MAX_SEGMENTS`` is a reason to fail without sending. WhatsApp senders are not segmented.
+  over ``SMS_MAX_SEGMENTS`` is a reason to fail without sending. WhatsApp senders are not segmented, and neither is
+  a template send (the provider sends the approved template; the body column is not what reaches the contact).
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ class SendingPolicy:
     standard_name_of: StandardNameOf | None = None  # Dataverse timezonecode → standardname (cached adapter)
     max_segments: int = 10
     gsm_normalize: bool = False
-    whatsapp: bool = False  # the sender is whatsapp: (not segmented)
+    whatsapp: bool = False  # all sends are WhatsApp (CHANNEL_PROVIDER=whatsapp, TWILIO_FROM=whatsapp:…): unsegmented
     rate_check: Callable[[], datetime | None] | None = None  # the shared send rate: spent until (no I/O)
 
 
@@ -56,11 +57,14 @@ def quiet_until(policy: SendingPolicy, now: datetime, zone_value: object, key: s
 @dataclass(frozen=True)
 class PreparedText:
     text: str
-    info: seg.Segments | None  # None: not segmented (WhatsApp)
+    info: seg.Segments | None  # None: not segmented (WhatsApp, or a template send)
     too_long: str | None = None  # the reason to fail without sending
+    template: bool = False  # a template is sent, not this text
 
 
-def prepare_text(policy: SendingPolicy, text: str) -> PreparedText:
+def prepare_text(policy: SendingPolicy, text: str, *, template: bool = False) -> PreparedText:
+    if template:
+        return PreparedText(text, None, template=True)
     if policy.whatsapp:
         return PreparedText(text, None)
     if policy.gsm_normalize:
@@ -75,16 +79,23 @@ def prepare_text(policy: SendingPolicy, text: str) -> PreparedText:
 def segment_fields(prepared: PreparedText) -> tuple[str, int | None]:
     """What every send logs about its text (never the text): its encoding and segment count."""
     if prepared.info is None:
-        return "whatsapp", None
+        return ("template" if prepared.template else "whatsapp"), None
     return prepared.info.encoding, prepared.info.segments
 
 
 def before_send(
-    policy: SendingPolicy, now: datetime, key: str, zone_value: object, text: str, ids: dict[str, str]
+    policy: SendingPolicy,
+    now: datetime,
+    key: str,
+    zone_value: object,
+    text: str,
+    ids: dict[str, str],
+    *,
+    template: bool = False,
 ) -> PreparedText:
     """Quiet hours and a spent send rate raise :class:`Deferred` (before any write); then the text's segments."""
     quiet_until(policy, now, zone_value, key, ids)
     spent_until = policy.rate_check() if policy.rate_check else None
     if spent_until is not None:
         raise Deferred("the sender's shared send rate is spent", spent_until, "rate")
-    return prepare_text(policy, text)
+    return prepare_text(policy, text, template=template)

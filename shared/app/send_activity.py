@@ -55,6 +55,11 @@ def plan_for(deps: Deps, text: str, contact: Contact, content: RichContent | Tem
     return Plan("send", mask_phone(phone), phone=phone)
 
 
+def _is_template(content: RichContent | TemplateProblem | None) -> bool:
+    """A template is sent instead of the text: its segments are not the body's (the provider renders it)."""
+    return isinstance(content, RichContent) and content.template is not None
+
+
 def _apply(deps: Deps, plan: Plan, s: ActivityState, lease_until: datetime) -> ActivityState | None:
     if plan.action == "suppress":
         return machine.suppressed(s)
@@ -86,7 +91,8 @@ def process_activity(deps: Deps, activity: ActivityRef, contacts: Contacts | Non
         # fail), both on the text that is sent: segments are counted with the short links in it.
         text = shorten(deps, activity.row_id, text)
         now, ids = deps.clock.now(), activity_ids(activity)
-        prepared = before_send(deps.config.policy, now, activity.row_id, contact.zone, text, ids)
+        policy, template = deps.config.policy, _is_template(content)
+        prepared = before_send(policy, now, activity.row_id, contact.zone, text, ids, template=template)
         text = prepared.text
         if prepared.too_long:
             plan = Plan("fail", plan.phone_masked, reason=prepared.too_long)
@@ -161,7 +167,8 @@ def _send(deps: Deps, record: ActivityState, phone: str, text: str, content: Ric
     request = send_request(activity.row_id, phone, text, deps.config.callback_url, content=content)
     request = replace(request, first_sent=first_sent(deps, record))  # issue #13: the repeatable series' start
     provider = deps.provider
-    encoding, segments = segment_fields(prepare_text(deps.config.policy, text))  # logged per send, never the text
+    prepared = prepare_text(deps.config.policy, text, template=_is_template(content))
+    encoding, segments = segment_fields(prepared)  # logged per send, never the text
     log_event(
         "provider.send",
         provider=provider.name,

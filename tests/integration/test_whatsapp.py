@@ -5,8 +5,11 @@ read and button replies come back as interactions; forged webhooks are refused; 
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
 from urllib.parse import urlencode
 
 import pytest
@@ -16,9 +19,11 @@ from devtools.emulators.twilio import TwilioEmulator
 from devtools.emulators.whatsapp import WhatsAppEmulator
 from devtools.host import LocalHost
 from shared import bootstrap
+from shared.adapters.shared_rate import ROW, partition_for
 from shared.settings import load_settings
 from tests.helpers import CONTACT_ID, MESSAGE_ID, MESSAGE_TABLE, activity_message
-from tests.integration.conftest import PHONE, RTJ_SECRET, Channel
+from tests.integration.conftest import PHONE, RTJ_SECRET, SENDER, Channel
+from tests.integration.test_sending_policy import scheduled, state
 
 CONTENT_SID = "HX" + "b" * 32
 WA_SENDER = "whatsapp:+15005550006"
@@ -171,31 +176,26 @@ def test_get_handshake_only_for_whatsapp(wa: WaChannel) -> None:
     assert response.status_code == 405  # other providers' callbacks stay POST only
 
 
-def test_rtj_template_parts_are_sent_through_the_configured_provider(wa: WaChannel) -> None:
-    template = "spring_offer" if wa.provider == "whatsapp" else CONTENT_SID
-    body = {
-        "ChannelDefinitionId": DEFINITION,
-        "RequestId": "req-wa-1",
-        "From": WA_SENDER,
-        "To": PHONE,
-        "Message": {
-            "templatename": template,
-            "templatelanguage": "en_GB",
-            "templatevariables": '{"1": "Sam", "2": "15%"}',
-        },
-    }
+def rtj_send(wa: WaChannel, request_id: str, message: dict[str, str]) -> tuple[int, dict[str, Any]]:
+    """POST one real-time journeys message from the journey's sender ``WA_SENDER``: (status, JSON answer)."""
+    body = {"ChannelDefinitionId": DEFINITION, "RequestId": request_id, "From": WA_SENDER, "To": PHONE}
     headers = {"Content-Type": "application/json", "X-Channel-Secret": RTJ_SECRET}
     response = wa.host.call_http(
-        "POST", f"{wa.callback_base}/api/rtj/outbound", headers=headers, body=json.dumps(body).encode()
+        "POST",
+        f"{wa.callback_base}/api/rtj/outbound",
+        headers=headers,
+        body=json.dumps({**body, "Message": message}).encode(),
     )
-    answer = json.loads(response.get_body())
-    assert response.status_code == 200 and answer["Status"] == "Sent", answer
+    return response.status_code, json.loads(response.get_body())
+
+
+def test_rtj_template_parts_are_sent_through_the_configured_provider(wa: WaChannel) -> None:
+    template = "spring_offer" if wa.provider == "whatsapp" else CONTENT_SID
+    message = {"templatename": template, "templatelanguage": "en_GB", "templatevariables": '{"1": "Sam", "2": "15%"}'}
+    code, answer = rtj_send(wa, "req-wa-1", message)
+    assert code == 200 and answer["Status"] == "Sent", answer
     assert delivered_text(wa) == ["Hi Sam, 15% off your next booking"]
-    body["RequestId"], body["Message"] = "req-wa-2", {"templatename": template, "templatevariables": '{"1": ""}'}
-    response = wa.host.call_http(
-        "POST", f"{wa.callback_base}/api/rtj/outbound", headers=headers, body=json.dumps(body).encode()
-    )
-    answer = json.loads(response.get_body())
+    code, answer = rtj_send(wa, "req-wa-2", {"templatename": template, "templatevariables": '{"1": ""}'})
     assert answer["Status"] == "NotSent" and answer["Details"]["Reason"] == "InvalidMessage"
     assert len(delivered_text(wa)) == 1
 
@@ -206,3 +206,62 @@ def test_the_row_is_read_once_with_its_template_columns(wa: WaChannel) -> None:
     assert len(reads) == 1
     assert "cr123_template" in reads[0].target and "cr123_variables" in reads[0].target
     assert wa.response_types() == ["sent"]
+
+
+TEMPLATE_PARTS = {
+    "templatename": "spring_offer",
+    "templatelanguage": "en_GB",
+    "templatevariables": '{"1": "Sam", "2": "5%"}',
+}
+
+
+def reconfigure(wa: WaChannel, **settings: str) -> None:
+    env = {**wa.host.environ, **settings}
+    wa.host.environ.update(env)
+    bootstrap.install(bootstrap.build_service(load_settings(env), queue=wa.host.queue))
+
+
+def test_a_template_send_is_not_failed_on_the_segments_of_its_body(wa: WaChannel) -> None:
+    """The body column is not what a template send delivers: SMS_MAX_SEGMENTS does not apply to it (review A)."""
+    row = wa.dataverse.get_row(MESSAGE_TABLE, MESSAGE_ID) or {}
+    wa.dataverse.add_row(MESSAGE_TABLE, MESSAGE_ID, {**row, "cr123_body": "€" * 81})  # two GSM-7 parts
+    reconfigure(wa, SMS_MAX_SEGMENTS="1", TWILIO_FROM=SENDER)  # a plain SMS number: not a whatsapp: sender
+    assert wa.deliver()
+    assert delivered_text(wa) == ["Hi Avery, 20% off your next booking"]
+    assert wa.response_types() == ["sent"]
+
+
+@pytest.mark.parametrize("wa", ["whatsapp"], indirect=True)
+def test_cloud_api_texts_are_not_counted_as_sms_segments(wa: WaChannel) -> None:
+    """CHANNEL_PROVIDER=whatsapp is WhatsApp whatever TWILIO_FROM says (review A)."""
+    long_text = "€" * 81  # two GSM-7 parts as an SMS
+    wa.dataverse.add_row(MESSAGE_TABLE, MESSAGE_ID, {"cr123_name": "Long", "cr123_body": long_text})
+    reconfigure(wa, SMS_MAX_SEGMENTS="1", TWILIO_FROM=SENDER)
+    assert wa.deliver()
+    assert delivered_text(wa) == [long_text]
+    assert wa.response_types() == ["sent"]
+
+
+@pytest.mark.parametrize("wa", ["whatsapp"], indirect=True)
+def test_the_cloud_api_shares_one_send_rate_keyed_on_the_phone_number_id(wa: WaChannel) -> None:
+    """Outbound and real-time journeys sends leave from WHATSAPP_PHONE_NUMBER_ID: one budget, whatever From says."""
+    reconfigure(wa, PROVIDER_MAX_PER_SECOND="5")
+    table = state(wa.channel)
+    number = partition_for("whatsapp", wa.meta.phone_number_id)
+    assert wa.deliver()
+    code, answer = rtj_send(wa, "req-rate-1", TEMPLATE_PARTS)
+    assert code == 200 and answer["Status"] == "Sent", answer
+    assert len(wa.meta.messages) == 2
+    found = table.get(number, ROW)
+    assert found is not None and found[0]["next_at"] > time.time() - 5
+    assert table.get(partition_for("whatsapp", WA_SENDER), ROW) is None  # the journey's From is not a budget
+    assert table.get(partition_for("whatsapp", None), ROW) is None
+
+    table.upsert(number, ROW, {"next_at": time.time() + 120})  # other instances took the next two minutes
+    reconfigure(wa, PROVIDER_MAX_PER_SECOND="5")
+    code, _ = rtj_send(wa, "req-rate-2", TEMPLATE_PARTS)
+    assert code == 503  # nothing sent: the journey retries
+    assert wa.channel.deliver(activity_message(row_id="e0f2c1aa-0000-4000-8000-00000000000b"))
+    assert len(wa.meta.messages) == 2
+    [copy] = scheduled(wa.channel)  # the outbound activity is deferred on the same budget
+    assert copy.scheduled_at > datetime.now(UTC) + timedelta(seconds=100)

@@ -113,6 +113,21 @@ def test_the_wrapper_keys_the_budget_on_the_sender() -> None:
     assert partition_for("loopback", None) != partition_for("twilio", None)
 
 
+def test_one_sender_ignores_the_requests_sender() -> None:
+    """Meta's Cloud API sends from the phone number id whatever From says: one budget for every send."""
+    store = MemoryStore()
+    inner = Recorder()
+    rates = SharedRates(store, "whatsapp", "106540352242922", 50, one_sender=True)
+    provider = SharedRateProvider(inner, rates, sleep=lambda s: None)
+    provider.send(SendRequest("+15551234567", "hi", "row", "https://cb", "row"))
+    provider.send(SendRequest("+15551234567", "hi", "row2", "https://cb", "row2", sender="whatsapp:+15559999999"))
+    assert len(inner.sent) == 2
+    assert rates.for_sender("whatsapp:+15559999999") is rates.for_sender(None)
+    assert store.get(partition_for("whatsapp", "whatsapp:+15559999999"), ROW) is None
+    found = store.get(partition_for("whatsapp", "106540352242922"), ROW)
+    assert found is not None and found[0]["next_at"] > 0
+
+
 def test_a_slot_woken_up_too_late_is_given_up_not_bunched() -> None:
     store, wall = MemoryStore(), Wall()
     inner = Recorder()
