@@ -122,7 +122,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     rtj.add_argument("--relay-identity-tenant-id", help="entra: its tenant id (RTJ_TOKEN_TENANT_ID)")
     rtj.add_argument(
-        "--relay-secret", help="secret: value of <prefix>_ChannelRelaySecret, the app's RTJ_OUTBOUND_SECRET"
+        "--relay-secret",
+        help="secret: value of <prefix>_ChannelRelaySecret, the app's RTJ_OUTBOUND_SECRET (default with "
+        "--relay-auth secret: env RTJ_OUTBOUND_SECRET, which keeps it out of process listings)",
     )
     p.add_argument("--dry-run", action="store_true", help="print every Web API request; make no writes")
     p.add_argument("--print-tile", action="store_true", help="also print the tile XML")
@@ -198,9 +200,14 @@ def _relay_auth(args: argparse.Namespace) -> RelayAuth | None:
     if mode == "secret":
         if given_entra:
             raise ProvisionError(f"{', '.join(given_entra)} belong to --relay-auth entra, not secret")
-        if not args.relay_secret:
-            raise ProvisionError("--relay-auth secret needs --relay-secret (the app's RTJ_OUTBOUND_SECRET)")
-        return SecretAuth(relay_secret(args.relay_secret))
+        # From the environment when not on the command line (a flag's value shows in process listings); only with an
+        # explicit --relay-auth secret, so an RTJ_OUTBOUND_SECRET in the shell never switches the mode by itself.
+        secret = args.relay_secret or os.environ.get("RTJ_OUTBOUND_SECRET", "").strip()
+        if not secret:
+            raise ProvisionError(
+                "--relay-auth secret needs --relay-secret or RTJ_OUTBOUND_SECRET in the environment (the app's value)"
+            )
+        return SecretAuth(relay_secret(secret))
     return None
 
 

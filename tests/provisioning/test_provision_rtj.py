@@ -498,8 +498,9 @@ def test_base_channel_tables_missing_means_rtj_is_not_installed(
     ],
 )
 def test_invalid_rtj_options_are_refused(
-    run: Run, capsys: pytest.CaptureFixture[str], args: list[str], message: str
+    run: Run, capsys: pytest.CaptureFixture[str], args: list[str], message: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.delenv("RTJ_OUTBOUND_SECRET", raising=False)  # else --relay-auth secret takes it from there
     assert run(*args, base=RTJ_ARGS)[0] == 1
     assert message in capsys.readouterr().err
 

@@ -127,3 +127,23 @@ def test_the_longest_display_name_fits_every_column(rtj_org: DataverseEmulator, 
     assert api["displayname"] == f"{name}: outbound" and len(api["displayname"]) == 100
     definition = next(iter(rtj_org.rows("msdyn_channeldefinition").values()))
     assert definition["msdyn_name"] == definition["msdyn_displayname"] == name
+
+
+def test_the_secret_can_come_from_the_environment_not_the_command_line(
+    rtj_org: DataverseEmulator, run: Run, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("RTJ_OUTBOUND_SECRET", SECRET)
+    code, out = run("--relay-url", RELAY_URL, "--relay-auth", "secret", base=RTJ_ARGS)
+    assert code == 0, out
+    assert value_of(rtj_org, "cr123_ChannelRelaySecret") == SECRET
+    assert SECRET not in out  # masked in what is printed, as with the flag
+
+
+def test_the_environment_secret_never_picks_the_mode_by_itself(
+    rtj_org: DataverseEmulator, run: Run, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("RTJ_OUTBOUND_SECRET", SECRET)
+    code, out = run("--relay-url", RELAY_URL, *ENTRA, base=RTJ_ARGS)
+    assert code == 0, out
+    assert value_of(rtj_org, "cr123_ChannelRelaySecret") is None
+    assert value_of(rtj_org, "cr123_ChannelRelayScope") == TOKEN_SCOPE
