@@ -19,10 +19,11 @@ from shared.domain.phone import is_whatsapp
 from shared.provider_settings import acs_errors, twilio_errors
 from shared.secret_settings import UNRESOLVED_FIELD, drop_unresolved_references
 from shared.settings_links import LinkSettings
+from shared.settings_orgs import OrgSettings, org_errors
 from shared.settings_policy import PolicySettings
 from shared.settings_reconcile import ReconcileSettings
 from shared.settings_whatsapp import WhatsAppSettings
-from shared.urls import WEB_API_PATH
+from shared.urls import WEB_API_PATH, https_or_loopback
 from shared.urls import is_loopback_host as is_loopback_host  # noqa: PLC0414 - re-exported for the CLI
 
 ProviderName = Literal["twilio", "acs", "loopback", "whatsapp"]
@@ -41,25 +42,13 @@ class ConfigurationError(RuntimeError):
     """Raised when the app settings are missing or invalid; the message names every offending setting."""
 
 
-def _https_or_loopback(value: str, setting: str) -> str:
-    value = value.strip().rstrip("/")
-    parts = urlsplit(value)
-    if parts.scheme not in ("https", "http") or not parts.hostname:
-        raise ValueError(f"{setting} must be an absolute URL such as https://contoso.crm.dynamics.com")
-    if parts.scheme == "http" and not is_loopback_host(parts.hostname):
-        raise ValueError(f"{setting} must use https (plain http is only accepted for loopback emulators)")
-    if parts.query or parts.fragment:
-        raise ValueError(f"{setting} must not contain a query string or fragment")
-    return value
-
-
-class Settings(BaseSettings, LinkSettings, WhatsAppSettings, PolicySettings, ReconcileSettings):
+class Settings(BaseSettings, LinkSettings, WhatsAppSettings, PolicySettings, ReconcileSettings, OrgSettings):
     """All app settings. Field names are Pythonic; aliases are the public setting names."""
 
     model_config = SettingsConfigDict(case_sensitive=True, extra="ignore", populate_by_name=True)
 
     # --- Dataverse -------------------------------------------------------------------------------
-    dataverse_url: str = Field(validation_alias="DATAVERSE_URL")
+    dataverse_url: str = Field(default="", validation_alias="DATAVERSE_URL")  # required unless MULTI_ORG=true
     azure_client_id: str | None = Field(default=None, validation_alias="AZURE_CLIENT_ID")
     dataverse_static_token: str | None = Field(default=None, validation_alias="DATAVERSE_STATIC_TOKEN")
     interaction_action_signature: Literal["customerjourney", "campaign"] = Field(
@@ -200,12 +189,14 @@ class Settings(BaseSettings, LinkSettings, WhatsAppSettings, PolicySettings, Rec
     @field_validator("rtj_token_authority")
     @classmethod
     def _check_authority(cls, value: str) -> str:
-        return _https_or_loopback(value or "https://login.microsoftonline.com", "RTJ_TOKEN_AUTHORITY")
+        return https_or_loopback(value or "https://login.microsoftonline.com", "RTJ_TOKEN_AUTHORITY")
 
     @field_validator("dataverse_url")
     @classmethod
     def _check_dataverse_url(cls, value: str) -> str:
-        value = _https_or_loopback(value, "DATAVERSE_URL")
+        if not value.strip():
+            return ""  # required unless MULTI_ORG=true (checked with the other combinations)
+        value = https_or_loopback(value, "DATAVERSE_URL")
         if urlsplit(value).path not in ("", "/"):
             raise ValueError(
                 "DATAVERSE_URL must be the environment URL only (https://<org>.crm.dynamics.com), "
@@ -216,19 +207,19 @@ class Settings(BaseSettings, LinkSettings, WhatsAppSettings, PolicySettings, Rec
     @field_validator("callback_base_url")
     @classmethod
     def _check_callback_base(cls, value: str) -> str:
-        return _https_or_loopback(value, "CALLBACK_BASE_URL")
+        return https_or_loopback(value, "CALLBACK_BASE_URL")
 
     @field_validator("twilio_api_base_url", "loopback_provider_url")
     @classmethod
     def _check_provider_urls(cls, value: str | None) -> str | None:
-        return None if value is None else _https_or_loopback(value, "provider endpoint URL")
+        return None if value is None else https_or_loopback(value, "provider endpoint URL")
 
     @field_validator("acs_endpoint")
     @classmethod
     def _check_acs_endpoint(cls, value: str | None) -> str | None:
         if value is None:
             return None
-        value = _https_or_loopback(value, "ACS_ENDPOINT")
+        value = https_or_loopback(value, "ACS_ENDPOINT")
         if urlsplit(value).path not in ("", "/"):
             raise ValueError("ACS_ENDPOINT must be the resource URL only (https://<resource>.communication.azure.com)")
         return value
@@ -269,7 +260,12 @@ class Settings(BaseSettings, LinkSettings, WhatsAppSettings, PolicySettings, Rec
     @model_validator(mode="after")
     def _check_combinations(self) -> Settings:
         errors: list[str] = []
-        if self.dataverse_static_token and not is_loopback_host(urlsplit(self.dataverse_url).hostname):
+        errors.extend(org_errors(self))
+        if (
+            self.dataverse_static_token
+            and self.dataverse_url
+            and not is_loopback_host(urlsplit(self.dataverse_url).hostname)
+        ):
             errors.append("DATAVERSE_STATIC_TOKEN: only allowed with a loopback DATAVERSE_URL (local emulators)")
         service_bus = self.service_bus_connection or self.service_bus_namespace
         if not (service_bus or self.is_unresolved("ServiceBusConnection")):
@@ -345,7 +341,8 @@ class Settings(BaseSettings, LinkSettings, WhatsAppSettings, PolicySettings, Rec
         return self.channel_provider == "twilio" and is_whatsapp(self.twilio_from)
 
 
-def _format_validation_error(exc: ValidationError) -> str:
+def validation_messages(exc: ValidationError) -> list[str]:
+    """One ``SETTING: problem`` line per error, named by the public setting name."""
     lines = []
     for err in exc.errors():
         loc = err.get("loc") or ()
@@ -357,7 +354,11 @@ def _format_validation_error(exc: ValidationError) -> str:
         if err.get("type") == "missing":
             message = "required setting is missing"
         lines.append(f"{setting}: {message}" if setting else message)
-    return "Invalid app settings: " + "; ".join(lines)
+    return lines
+
+
+def _format_validation_error(exc: ValidationError) -> str:
+    return "Invalid app settings: " + "; ".join(validation_messages(exc))
 
 
 def load_settings(environ: dict[str, str] | None = None) -> Settings:

@@ -1,0 +1,1 @@
+"""One deployment serving many Dataverse orgs (issue #15): the org registry and each org's settings."""
