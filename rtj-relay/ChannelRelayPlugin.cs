@@ -13,6 +13,10 @@
 // Exactly one of Scope / Secret has a value (current value, else default value). Key Vault "Secret" variables are
 // refused: plug-ins cannot read them.
 //
+// Every request also carries X-Organization-Id: the execution context's OrganizationId as a lower-case GUID
+// ("D" format), in both modes; with MULTI_ORG=true the app routes the request to that org's registration. A context
+// without one (Guid.Empty) is refused before anything is read or sent: the app could not route it.
+//
 // Every failure surfaces as InvalidPluginExecutionException with a clear message, and one deadline (15 s) bounds the
 // whole call (variable lookups, token, connect, send, read) inside Journeys' 20-second limit.
 using System;
@@ -35,6 +39,7 @@ namespace ChannelRelay
         public const string UrlVariable = "_ChannelRelayUrl";
         public const string ScopeVariable = "_ChannelRelayScope";
         public const string SecretVariable = "_ChannelRelaySecret";
+        public const string OrganizationHeader = "X-Organization-Id";
         private const int TextType = 100000000; // environmentvariabledefinition.type = String (Text)
         private const int SecretType = 100000005; // = Secret (Azure Key Vault): not readable by plug-ins
         private const int MaxAnswerBytes = 1024 * 1024;
@@ -64,6 +69,11 @@ namespace ChannelRelay
         {
             var context = serviceProvider.GetService(typeof(IPluginExecutionContext)) as IPluginExecutionContext;
             if (context == null) throw Fail("no plug-in execution context.", null);
+            if (context.OrganizationId == Guid.Empty)
+                throw Fail("the execution context has no organization id (Guid.Empty): the channel app routes each"
+                    + " request by its " + OrganizationHeader + " header and could not route this one.", null);
+            // Guid "D" format is lower-case hex with hyphens, the form of the app's org registry keys.
+            var organizationId = context.OrganizationId.ToString("D");
             var prefix = Prefix(context.MessageName);
             object raw;
             var payload = context.InputParameters.TryGetValue("payload", out raw) ? raw as string : null;
@@ -87,10 +97,10 @@ namespace ChannelRelay
             if (!string.IsNullOrWhiteSpace(scope))
                 bearer = new AuthenticationHeaderValue("Bearer", AcquireToken(serviceProvider, scope.Trim()));
             var remaining = DeadlineMilliseconds - (int)clock.ElapsedMilliseconds;
-            Trace(trace, "ChannelRelay: POST {0} ({1} mode, {2} ms left)", uri.GetLeftPart(UriPartial.Path),
-                bearer != null ? "entra" : "secret", remaining);
-            var answer = Post(uri, Encoding.UTF8.GetBytes(payload), bearer, bearer == null ? secret.Trim() : null,
-                remaining);
+            Trace(trace, "ChannelRelay: POST {0} ({1} mode, organization {2}, {3} ms left)",
+                uri.GetLeftPart(UriPartial.Path), bearer != null ? "entra" : "secret", organizationId, remaining);
+            var answer = Post(uri, Encoding.UTF8.GetBytes(payload), organizationId, bearer,
+                bearer == null ? secret.Trim() : null, remaining);
             context.OutputParameters["response"] = answer;
             Trace(trace, "ChannelRelay: answered in {0} ms", clock.ElapsedMilliseconds);
         }
@@ -176,8 +186,8 @@ namespace ChannelRelay
             public string Body;
         }
 
-        private static string Post(Uri uri, byte[] body, AuthenticationHeaderValue bearer, string secret,
-            int remaining)
+        private static string Post(Uri uri, byte[] body, string organizationId, AuthenticationHeaderValue bearer,
+            string secret, int remaining)
         {
             if (remaining <= 0) throw Fail("no time left for the request (deadline " + DeadlineMilliseconds + " ms).",
                 null);
@@ -190,6 +200,7 @@ namespace ChannelRelay
                 request.Content.Headers.ContentType = MediaTypeHeaderValue.Parse("application/json; charset=utf-8");
                 if (bearer != null) request.Headers.Authorization = bearer;
                 else request.Headers.TryAddWithoutValidation("X-Channel-Secret", secret);
+                request.Headers.TryAddWithoutValidation(OrganizationHeader, organizationId);
                 request.Headers.ConnectionClose = true;
                 var call = SendAndRead(client, request, cancel.Token);
                 Answer answer;

@@ -6,7 +6,8 @@
 //
 // Usage: mono RelayHarness.exe --message cr123_ChannelOutbound --payload-file p.json
 //          [--var NAME=VALUE] [--default NAME=VALUE] [--type NAME=INT] [--extra-value NAME=VALUE]
-//          [--token TOKEN | --token-error MESSAGE] [--no-payload]
+//          [--token TOKEN | --token-error MESSAGE] [--no-payload] [--organization-id GUID]
+// (no --organization-id: the context's OrganizationId is Guid.Empty, which the plug-in refuses)
 // Prints key=value lines: outcome (response | invalid_plugin_execution | other_exception), elapsed_ms, scopes,
 // queries, and response_b64 / message_b64 / type.
 using System;
@@ -35,7 +36,9 @@ namespace RelayHarness
         private readonly ParameterCollection _input = new ParameterCollection();
         private readonly ParameterCollection _output = new ParameterCollection();
         public string Message;
+        public Guid Organization = Guid.Empty;
         public string MessageName { get { return Message; } }
+        public Guid OrganizationId { get { return Organization; } }
         public ParameterCollection InputParameters { get { return _input; } }
         public ParameterCollection OutputParameters { get { return _output; } }
         public int Stage { get { return 30; } }
@@ -175,6 +178,13 @@ namespace RelayHarness
                 {
                     case "--message": services.Context.Message = value; break;
                     case "--payload-file": payloadFile = value; break;
+                    case "--organization-id":
+                        if (!Guid.TryParse(value, out services.Context.Organization))
+                        {
+                            Console.Error.WriteLine("--organization-id: not a GUID: " + value);
+                            return 64;
+                        }
+                        break;
                     case "--var": Find(organization, name).Values.Add(rest); break;
                     case "--extra-value": Find(organization, name).Values.Add(rest); break;
                     case "--default": Find(organization, name).DefaultValue = rest; break;

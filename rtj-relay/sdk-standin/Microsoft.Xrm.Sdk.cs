@@ -14,9 +14,11 @@ namespace Microsoft.Xrm.Sdk
         void Execute(IServiceProvider serviceProvider);
     }
 
+    // The real interface has many more members (UserId, Depth, PrimaryEntityName, …); OrganizationId is a Guid there.
     public interface IExecutionContext
     {
         string MessageName { get; }
+        Guid OrganizationId { get; }
         ParameterCollection InputParameters { get; }
         ParameterCollection OutputParameters { get; }
     }

@@ -33,6 +33,8 @@ ROOT = Path(__file__).resolve().parents[2]
 MESSAGE = "cr123_ChannelOutbound"
 URL_VAR, SCOPE_VAR, SECRET_VAR = "cr123_ChannelRelayUrl", "cr123_ChannelRelayScope", "cr123_ChannelRelaySecret"
 SCOPE = AUDIENCE + "/.default"
+ORG_ID = "3f2a9c1e-7b4d-4e8a-9c21-5d6e7f8a9b0c"  # the plug-in context's OrganizationId unless a test says otherwise
+EMPTY_ORG_ID = "00000000-0000-0000-0000-000000000000"  # Guid.Empty
 LIMIT_SECONDS = 20.0  # Journeys' limit for the whole custom API call
 
 
@@ -75,6 +77,7 @@ def relay(
     token_value: str | None = None,
     extra: list[str] | None = None,
     message: str = MESSAGE,
+    organization_id: str | None = ORG_ID,
 ) -> Run:
     payload_file = harness.parent / f"payload-{time.monotonic_ns()}.json"
     payload_file.write_bytes(body)
@@ -83,6 +86,8 @@ def relay(
         args += ["--var", f"{name}={value}"]
     if token_value is not None:
         args += ["--token", token_value]
+    if organization_id is not None:
+        args += ["--organization-id", organization_id]
     args += extra or []
     started = time.monotonic()
     done = subprocess.run(args, capture_output=True, text=True, timeout=60, check=False)  # noqa: S603
@@ -112,6 +117,7 @@ class Scripted:
     answer: bytes = b'{"Status":"Sent"}'
     dribble_seconds: float = 0.0  # > 0: send the answer one byte per this many seconds, for ever
     requests: list[tuple[dict[str, str], bytes]] = field(default_factory=list)
+    header_lines: list[list[tuple[str, str]]] = field(default_factory=list)  # per request, every header as sent
     url: str = ""
 
 
@@ -123,6 +129,7 @@ def scripted() -> Iterator[Scripted]:
         def do_POST(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
             script.requests.append(({k.lower(): v for k, v in self.headers.items()}, self.rfile.read(length)))
+            script.header_lines.append(list(self.headers.items()))
             self.send_response(script.status)
             self.send_header("Content-Type", "application/json")
             if script.dribble_seconds:
@@ -157,7 +164,8 @@ BODY = json.dumps(payload(Message={"text": "Café ☕ at 8pm — table for 2"}),
 
 # --- against the app's real HTTP trigger ---------------------------------------------------------------
 def test_secret_mode_against_the_app_sends_and_writes_response(harness: Path, channel: Channel) -> None:
-    run = relay(harness, BODY, [(URL_VAR, channel.callback_base + OUTBOUND), (SECRET_VAR, RTJ_SECRET)])
+    variables = [(URL_VAR, channel.callback_base + OUTBOUND), (SECRET_VAR, RTJ_SECRET)]
+    run = relay(harness, BODY, variables, organization_id=channel.dataverse.organization_id)
     assert run.outcome == "response", run.message
     answer = json.loads(run.response)
     sms = channel.twilio.messages[0]
@@ -213,6 +221,7 @@ def test_payload_arrives_byte_for_byte_with_the_secret(harness: Path, scripted: 
     headers, body = scripted.requests[0]
     assert body == BODY
     assert headers["x-channel-secret"] == RTJ_SECRET and "authorization" not in headers
+    assert headers["x-organization-id"] == ORG_ID
     assert headers["content-type"] == "application/json; charset=utf-8"
     assert RTJ_SECRET not in run.trace
 
@@ -222,8 +231,42 @@ def test_entra_mode_attaches_the_bearer_token_only(harness: Path, scripted: Scri
     assert run.outcome == "response"
     headers, body = scripted.requests[0]
     assert headers["authorization"] == "Bearer eyJ.token.sig" and "x-channel-secret" not in headers
+    assert headers["x-organization-id"] == ORG_ID
     assert body == BODY and run.scopes == [SCOPE]
     assert "eyJ.token.sig" not in run.trace
+
+
+MODES = pytest.mark.parametrize(
+    ("variables", "token_value"),
+    [([(SECRET_VAR, RTJ_SECRET)], None), ([(SCOPE_VAR, SCOPE)], "eyJ.token.sig")],
+    ids=["secret", "entra"],
+)
+
+
+@MODES
+def test_the_organization_id_header_is_the_lower_case_guid_in_both_modes(
+    harness: Path, scripted: Scripted, variables: list[tuple[str, str]], token_value: str | None
+) -> None:
+    org = "A7C31B0E-92D4-4F6A-B1E8-0C5D9F2E3A41"  # Guid.Parse of upper case: the header must still be lower case
+    run = relay(harness, BODY, [(URL_VAR, scripted.url), *variables], token_value=token_value, organization_id=org)
+    assert run.outcome == "response", run.message
+    sent = [value for name, value in scripted.header_lines[0] if name.lower() == "x-organization-id"]
+    assert sent == ["a7c31b0e-92d4-4f6a-b1e8-0c5d9f2e3a41"]  # exactly one header, exact value
+    assert "organization a7c31b0e-92d4-4f6a-b1e8-0c5d9f2e3a41" in run.trace
+
+
+@MODES
+def test_an_empty_organization_id_is_refused_and_nothing_is_sent(
+    harness: Path, scripted: Scripted, variables: list[tuple[str, str]], token_value: str | None
+) -> None:
+    run = relay(
+        harness, BODY, [(URL_VAR, scripted.url), *variables], token_value=token_value, organization_id=EMPTY_ORG_ID
+    )
+    assert run.outcome == "invalid_plugin_execution", (run.outcome, run.message)
+    assert run.message.startswith("ChannelRelay: the execution context has no organization id (Guid.Empty)")
+    assert "X-Organization-Id" in run.message
+    assert scripted.requests == []
+    assert run.queries == [] and run.scopes == []  # refused before any lookup or token request
 
 
 def test_409_raises_invalid_plugin_execution(harness: Path, scripted: Scripted) -> None:
