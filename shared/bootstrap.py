@@ -25,8 +25,9 @@ from shared.adapters.shared_rate import SharedRate, SharedRateProvider, SharedRa
 from shared.adapters.timezones import DataverseTimeZones
 from shared.adapters.tokens import dataverse_tokens, default_credential
 from shared.app.config import ChannelConfig, RtjConfig
-from shared.app.deps import RtjDeps, build_deps
+from shared.app.deps import Deps, RtjDeps, build_deps
 from shared.app.policy import SendingPolicy
+from shared.bootstrap_orgs import Infra, build_tenants
 from shared.domain.links import LinkConfig
 from shared.ports import KeyValueStore, Provider, QueuePublisher
 from shared.service import ChannelService
@@ -184,22 +185,9 @@ def build_authorizer(settings: Settings, session: requests.Session) -> RtjAuthor
     )
 
 
-def build_service(
-    settings: Settings,
-    *,
-    store: KeyValueStore | None = None,
-    queue: QueuePublisher | None = None,
-    credential: Any = None,
-    session: requests.Session | None = None,
-) -> ChannelService:
-    session = session or new_session()
-    tokens = dataverse_tokens(
-        settings.dataverse_url,
-        static_token=settings.dataverse_static_token,
-        client_id=settings.azure_client_id,
-        credential=credential,
-    )
-    dataverse = DataverseClient(
+def build_dataverse(settings: Settings, tokens: Any, session: requests.Session) -> DataverseClient:
+    """One org's Dataverse client: its own token source, caches and service-protection pacing budget."""
+    return DataverseClient(
         settings.dataverse_url,
         tokens,
         session=session,
@@ -213,56 +201,101 @@ def build_service(
         ),
         batch_size=settings.dataverse_batch_size,
     )
-    if store is None:
-        from shared.adapters.table_store import TableStore
 
-        storage_credential = None
-        if not settings.storage_connection:
-            client_id = settings.storage_client_id or settings.azure_client_id
-            storage_credential = credential or default_credential(client_id)
-        store = TableStore.from_settings(
-            table_name=settings.state_table_name,
-            connection_string=settings.storage_connection,
-            table_service_uri=settings.storage_table_service_uri,
-            account_name=settings.storage_account_name,
-            credential=storage_credential,
-        )
-    if queue is None and settings.is_unresolved("ServiceBusConnection") and not settings.service_bus_namespace:
-        queue = UnavailableQueue("ServiceBusConnection")
-    if queue is None:
-        from shared.adapters.servicebus import ServiceBusPublisher
 
-        sb_credential = None
-        if not settings.service_bus_connection:
-            sb_credential = credential or default_credential(settings.service_bus_client_id or settings.azure_client_id)
-        queue = ServiceBusPublisher.from_settings(
-            connection_string=settings.service_bus_connection,
-            namespace=settings.service_bus_namespace,
-            credential=sb_credential,
-        )
-    clock = SystemClock()
-    provider = build_provider(settings, session, credential)
+def assemble_deps(
+    settings: Settings,
+    dataverse: DataverseClient,
+    infra: Infra,
+    *,
+    org_id: str | None = None,
+    callback_query: str = "",
+) -> Deps:
+    """The use cases' dependencies for one org's effective settings (the only org, or a registered one).
+
+    ``callback_query``: appended to the status callback URLs of its sends (``?org=<id>`` for an org that verifies
+    its callbacks with its own provider credentials).
+    """
+    provider = build_provider(settings, infra.session, infra.credential)
     rates = None
     if settings.provider_max_per_second:  # one budget per sender in the state table, shared by every instance
         rates = SharedRates(
-            store,
+            infra.store,
             provider.name,
             _default_sender(settings),
             settings.provider_max_per_second,
             one_sender=settings.channel_provider == "whatsapp",
         )
         provider = SharedRateProvider(provider, rates)
-    config = replace(channel_config(settings), policy=sending_policy(settings, dataverse, rates))
+    callback_url = settings.callback_url(settings.channel_provider) + callback_query
+    config = replace(
+        channel_config(settings), callback_url=callback_url, policy=sending_policy(settings, dataverse, rates)
+    )
     rtj = RtjDeps(
         RtjConfig(
-            callback_url=settings.callback_url(settings.channel_provider),
+            callback_url=callback_url,
             default_country_code=settings.default_country_code,
             send_lease=timedelta(seconds=settings.send_lease_seconds),
         ),
         dataverse,
-        build_authorizer(settings, session),
+        build_authorizer(settings, infra.session),
     )
-    return ChannelService(build_deps(config, dataverse, provider, store, queue, clock, rtj=rtj))
+    return build_deps(config, dataverse, provider, infra.store, infra.queue, infra.clock, rtj=rtj, org_id=org_id)
+
+
+def build_service(
+    settings: Settings,
+    *,
+    store: KeyValueStore | None = None,
+    queue: QueuePublisher | None = None,
+    credential: Any = None,
+    session: requests.Session | None = None,
+) -> ChannelService:
+    session = session or new_session()
+    store = store if store is not None else _state_store(settings, credential)
+    queue = queue if queue is not None else _publisher(settings, credential)
+    infra = Infra(session, credential, store, queue, SystemClock())
+    if settings.multi_org:  # issue #15: every org from the registry (docs/multi-org.md)
+        tenants = build_tenants(settings, infra, assemble_deps, build_dataverse)
+        return ChannelService(tenants.home, tenants)
+    tokens = dataverse_tokens(
+        settings.dataverse_url,
+        static_token=settings.dataverse_static_token,
+        client_id=settings.azure_client_id,
+        credential=credential,
+    )
+    return ChannelService(assemble_deps(settings, build_dataverse(settings, tokens, session), infra))
+
+
+def _state_store(settings: Settings, credential: Any) -> KeyValueStore:
+    from shared.adapters.table_store import TableStore
+
+    storage_credential = None
+    if not settings.storage_connection:
+        client_id = settings.storage_client_id or settings.azure_client_id
+        storage_credential = credential or default_credential(client_id)
+    return TableStore.from_settings(
+        table_name=settings.state_table_name,
+        connection_string=settings.storage_connection,
+        table_service_uri=settings.storage_table_service_uri,
+        account_name=settings.storage_account_name,
+        credential=storage_credential,
+    )
+
+
+def _publisher(settings: Settings, credential: Any) -> QueuePublisher:
+    if settings.is_unresolved("ServiceBusConnection") and not settings.service_bus_namespace:
+        return UnavailableQueue("ServiceBusConnection")
+    from shared.adapters.servicebus import ServiceBusPublisher
+
+    sb_credential = None
+    if not settings.service_bus_connection:
+        sb_credential = credential or default_credential(settings.service_bus_client_id or settings.azure_client_id)
+    return ServiceBusPublisher.from_settings(
+        connection_string=settings.service_bus_connection,
+        namespace=settings.service_bus_namespace,
+        credential=sb_credential,
+    )
 
 
 _service: ChannelService | None = None

@@ -10,11 +10,17 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 LOGGER_NAME = "channel"
 _logger = logging.getLogger(LOGGER_NAME)
+
+# Fields every line logged while serving one org carries (``org_id``, multi-org: issue #15). Set by the router for
+# the work it hands to one org's use cases; a context variable, so each org's worker threads keep their own.
+_scope: ContextVar[tuple[tuple[str, str], ...]] = ContextVar("log_scope", default=())
 
 _SAFE_VALUE = re.compile(r"^[A-Za-z0-9_.:/@+\-]*$")
 _PHONE_LIKE = re.compile(r"\+?\d[\d\s\-().]{5,}\d")
@@ -51,9 +57,19 @@ def log_event(event: str, level: int = logging.INFO, /, **fields: Any) -> None:
     """Log one structured line. ``None`` fields are dropped."""
     if not _logger.isEnabledFor(level):
         return
-    clean: dict[str, Any] = {k: v for k, v in fields.items() if v is not None}
+    clean: dict[str, Any] = {**dict(_scope.get()), **{k: v for k, v in fields.items() if v is not None}}
     line = " ".join([event, *(f"{k}={_fmt(v)}" for k, v in clean.items())])
     _logger.log(level, line, extra={"custom_dimensions": {"event": event, **_stringify(clean)}})
+
+
+@contextmanager
+def log_scope(**fields: str | None) -> Iterator[None]:
+    """Every line logged inside (in this context) also carries ``fields`` (``None`` fields are dropped)."""
+    token = _scope.set(tuple({**dict(_scope.get()), **{k: v for k, v in fields.items() if v is not None}}.items()))
+    try:
+        yield
+    finally:
+        _scope.reset(token)
 
 
 def _stringify(fields: Mapping[str, Any]) -> dict[str, str]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextvars import copy_context
 
 from shared.app import reconcile, reconcile_orders
 from shared.app.config import Handled, Outcome
@@ -86,6 +87,7 @@ def _process_all(deps: Deps, items: list[Work], contacts: Contacts | None) -> li
 
     concurrency = min(deps.config.send_concurrency, len(items))
     if concurrency > 1:
+        contexts = [copy_context() for _ in items]  # each thread logs with the caller's fields (org_id)
         with ThreadPoolExecutor(max_workers=concurrency) as pool:
-            return list(pool.map(run, items))
+            return list(pool.map(lambda ctx, item: ctx.run(run, item), contexts, items))
     return [run(item) for item in items]

@@ -29,10 +29,10 @@ class Records:
     activity_links: RecordStore[ActivityLinks]  # an activity's codes by URL
 
     @classmethod
-    def over(cls, store: KeyValueStore, now: Callable[[], datetime]) -> Records:
+    def over(cls, store: KeyValueStore, now: Callable[[], datetime], org: str | None = None) -> Records:
         activities, rtj = RecordStore(store, ACTIVITIES, now), RecordStore(store, RTJ_SENDS, now)
         links = RecordStore(store, SHORT_LINKS, now, cache_size=0)
-        return cls(activities, rtj, Indexes(store), links, RecordStore(store, ACTIVITY_LINKS, now))
+        return cls(activities, rtj, Indexes(store, org), links, RecordStore(store, ACTIVITY_LINKS, now))
 
 
 @dataclass(frozen=True)
@@ -52,6 +52,7 @@ class Deps:
     clock: Clock
     providers: Mapping[str, Provider] = field(default_factory=dict)  # callbacks by route name; default: provider
     rtj: RtjDeps | None = None  # None: real-time journeys support is not enabled
+    org_id: str | None = None  # the registered org these deps serve (MULTI_ORG, issue #15); None: the one org
 
     def provider_named(self, name: str) -> Provider | None:
         if self.providers:
@@ -69,6 +70,8 @@ def build_deps(
     *,
     providers: Mapping[str, Provider] | None = None,
     rtj: RtjDeps | None = None,
+    org_id: str | None = None,
 ) -> Deps:
     """Wire the use cases' dependencies over one state store (tests, the fault engine and bootstrap use it)."""
-    return Deps(config, dataverse, provider, Records.over(store, clock.now), queue, clock, dict(providers or {}), rtj)
+    records = Records.over(store, clock.now, org_id)
+    return Deps(config, dataverse, provider, records, queue, clock, dict(providers or {}), rtj, org_id)

@@ -13,6 +13,12 @@ from shared.domain.state import ActivityState, SendStatus
 from shared.log import log_event
 from shared.ports import QueueMessage
 
+ORG_PROPERTY = "channel-org-id"  # the org whose record an order or queued callback concerns (multi-org, issue #15)
+
+
+def order_properties(deps: Deps) -> dict[str, str]:
+    return {KIND_PROPERTY: RECONCILE_KIND, **({ORG_PROPERTY: deps.org_id} if deps.org_id else {})}
+
 
 def is_order(message: QueueMessage) -> bool:
     return message.application_properties.get(KIND_PROPERTY) == RECONCILE_KIND
@@ -36,7 +42,7 @@ def schedule(deps: Deps, record: ActivityState) -> None:
         deps.config.activity_queue,
         order.encode(),
         content_type="application/json",
-        application_properties={KIND_PROPERTY: RECONCILE_KIND},
+        application_properties=order_properties(deps),
         message_id=f"reconcile-{record.key}-{record.send_attempts}",
         scheduled_at=at,
     )

@@ -57,7 +57,7 @@ def _send(deps: Deps, rtj: RtjDeps, payload: OutboundPayload) -> HttpReply:
         "test_send": payload.is_test_send or None,
     }
     store = deps.records.rtj
-    fresh = rtj_state.new_send(payload, mask_phone(payload.to))
+    fresh = rtj_state.new_send(payload, mask_phone(payload.to), deps.org_id)
     record, _ = store.get_or_insert(fresh)
     if record.status is RtjStatus.AMBIGUOUS:  # issue #13: the retry carries what the provider lookup needs
         record = reconcile_relayed(deps, rtj, payload, record)

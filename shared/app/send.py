@@ -57,7 +57,7 @@ def send_request(
         to=to,
         body=text,
         activity_row_id=key,
-        status_callback_url=f"{callback_url}?activity={key}",
+        status_callback_url=f"{callback_url}{'&' if '?' in callback_url else '?'}activity={key}",  # ?org=<id>&...
         idempotency_key=key,
         sender=sender,
         content=content,  # WhatsApp template / media (issue #17)

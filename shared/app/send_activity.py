@@ -97,12 +97,14 @@ def process_activity(deps: Deps, activity: ActivityRef, contacts: Contacts | Non
         if prepared.too_long:
             plan = Plan("fail", plan.phone_masked, reason=prepared.too_long)
     lease_until = deps.clock.now() + deps.config.send_lease
-    first = _apply(deps, plan, ActivityState(activity), lease_until)
+    first = _apply(deps, plan, ActivityState(activity, org_id=deps.org_id), lease_until)
     if first is None:  # pragma: no cover - a new record is unsent: every plan applies to it
         raise RuntimeError(f"no first state for plan {plan.action}")
     if plan.action == "send":  # issue #13: before the claim is written, so no crash can skip it (ACS only)
         reconcile.schedule_watchdog(deps, first)
     record, created = store.get_or_insert(first)
+    if not created and record.org_id and deps.org_id and record.org_id != deps.org_id:  # multi-org (issue #15)
+        raise PoisonMessage("activity_of_another_organization", f"activity {activity.row_id} belongs to another org")
     if not created:
         if record.send_status is not SendStatus.CLAIMED:
             return _existing(deps, record)

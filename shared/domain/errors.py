@@ -70,3 +70,11 @@ class CallbackRejected(ChannelError):
         super().__init__(detail)
         self.status = status
         self.detail = detail
+
+
+class UnknownOrganization(PoisonMessage):
+    """Work for an org that is not registered, or disabled (MULTI_ORG, issue #15): poisoned after one attempt."""
+
+    def __init__(self, org_id: str, detail: str) -> None:
+        super().__init__("unknown_organization", f"organization {org_id} {detail}" if org_id else detail)
+        self.org_id = org_id

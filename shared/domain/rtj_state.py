@@ -53,14 +53,17 @@ class RtjState:
     first_attempt_until: datetime | None = None
     reconcile_attempts: int = 0
     reconcile_note: str | None = None
+    org_id: str | None = None  # the registered org (MULTI_ORG, issue #15): its reports go there
     etag: str | None = None
 
 
-def new_send(payload: OutboundPayload, to_masked: str) -> RtjState:
+def new_send(payload: OutboundPayload, to_masked: str, org_id: str | None = None) -> RtjState:
     """The record of a send not attempted yet (keyed by the payload's idempotency key)."""
     ids = (payload.key, payload.channel_definition_id, payload.request_id, payload.idempotency_id)
-    test = payload.is_test_send
-    return RtjState(*ids, sender=payload.sender, to_masked=to_masked, journey_id=payload.journey_id, is_test_send=test)
+    test, journey = payload.is_test_send, payload.journey_id
+    return RtjState(
+        *ids, sender=payload.sender, to_masked=to_masked, journey_id=journey, is_test_send=test, org_id=org_id
+    )
 
 
 def not_sent(s: RtjState, reason: str, detail: str) -> RtjState | None:

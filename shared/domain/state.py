@@ -52,6 +52,7 @@ class ActivityState:
     first_attempt_until: datetime | None = None
     reconcile_attempts: int = 0
     reconcile_note: str | None = None
+    org_id: str | None = None  # the registered org (MULTI_ORG, issue #15): its reports go there
     etag: str | None = None
 
     @property

@@ -65,6 +65,7 @@ class ActivityCodec:
             "first_attempt_until": state.first_attempt_until.isoformat() if state.first_attempt_until else "",
             "reconcile_attempts": state.reconcile_attempts,
             "reconcile_note": (state.reconcile_note or "")[:300],
+            **({"org_id": state.org_id} if state.org_id else {}),  # multi-org only (issue #15)
         }
 
     def decode(self, values: Mapping[str, Any], etag: str) -> ActivityState:
@@ -87,6 +88,7 @@ class ActivityCodec:
             first_attempt_until=parse_time(values.get("first_attempt_until")),
             reconcile_attempts=int(values.get("reconcile_attempts") or 0),
             reconcile_note=_text(values.get("reconcile_note")),
+            org_id=_text(values.get("org_id")),
             etag=etag,
         )
 

@@ -39,8 +39,9 @@ def inbound_key(provider: str, message_id: str) -> str:
     return _per_message("rtjin", provider, message_id)
 
 
-def phone_key(phone: str) -> str:
-    return _hashed("phone", phone)
+def phone_key(phone: str, org: str | None = None) -> str:
+    """The reply index of ``phone``: across orgs (``org`` None), or within one org (multi-org, issue #15)."""
+    return _hashed("phone", phone) if org is None else _hashed("phone", f"{org}|{phone}")
 
 
 def sender_key(number: str) -> str:
@@ -48,8 +49,12 @@ def sender_key(number: str) -> str:
 
 
 class Indexes:
-    def __init__(self, store: KeyValueStore) -> None:
+    """``org``: the org these indexes write for (multi-org, issue #15). Its reply index is the org's own, and the
+    deployment-wide one (the most recent activity to a number from any org) is kept too, naming the org."""
+
+    def __init__(self, store: KeyValueStore, org: str | None = None) -> None:
         self._store = store
+        self._org = org
 
     def _get(self, key: str) -> dict[str, object] | None:
         found = self._store.get(key, INDEX_ROW)
@@ -66,8 +71,13 @@ class Indexes:
     # --- replies to outbound marketing ----------------------------------------------------------------------------
     def index_phone(self, phone: str, row_id: str, sent_at: datetime) -> None:
         """Remember the most recent activity sent to ``phone`` (for matching replies)."""
-        key = phone_key(phone)
         values = {"row_id": row_id, "sent_at": sent_at.isoformat()}
+        if self._org is not None:
+            self._newest(phone_key(phone, self._org), values, sent_at)
+            values = {**values, "org_id": self._org}
+        self._newest(phone_key(phone), values, sent_at)
+
+    def _newest(self, key: str, values: dict[str, str], sent_at: datetime) -> None:
         try:
             self._store.insert(key, INDEX_ROW, values)  # the common case: one write
             return
@@ -88,16 +98,28 @@ class Indexes:
                 continue
 
     def find_by_phone(self, phone: str) -> tuple[str, datetime] | None:
-        found = self._get(phone_key(phone))
+        found = self._get(phone_key(phone, self._org))
         if found is None:
             return None
         sent_at = parse_time(found.get("sent_at"))
         return (str(found["row_id"]), sent_at) if sent_at else None
 
+    def org_by_phone(self, phone: str) -> str | None:
+        """The org of the most recent activity sent to ``phone`` from any org (multi-org reply routing)."""
+        found = self._get(phone_key(phone))
+        return None if found is None or not found.get("org_id") else str(found["org_id"])
+
     # --- real-time journeys inbound -------------------------------------------------------------------------------
     def index_sender(self, sender: str, channel_definition_id: str) -> None:
         values = {"channel_definition_id": channel_definition_id, "sender": sender}
+        if self._org is not None:
+            values["org_id"] = self._org
         self._store.upsert(sender_key(sender), INDEX_ROW, values)
+
+    def org_by_sender(self, number: str) -> str | None:
+        """The org whose real-time journeys channel sends from ``number`` (multi-org inbound routing)."""
+        found = self._get(sender_key(number))
+        return None if found is None or not found.get("org_id") else str(found["org_id"])
 
     def channel_for_sender(self, number: str) -> tuple[str, str] | None:
         found = self._get(sender_key(number))

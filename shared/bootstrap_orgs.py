@@ -1,0 +1,155 @@
+"""Composition root of a multi-org deployment (``MULTI_ORG=true``, issue #15): each registered org's deps.
+
+An org's deps are built from its effective settings (the app settings with its row's overrides, validated by the
+same rules) on first use, and rebuilt when its row changes: its own Dataverse client (token for its tenant, caches,
+service-protection pacing budget), its provider (its sender; its own account when the row names its secrets), its
+real-time journeys authorizer. The state table, Service Bus, the HTTP session and the clock are shared.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import requests
+
+from shared.adapters.dataverse import DataverseClient
+from shared.adapters.org_table import org_table
+from shared.adapters.tokens import StaticToken, TokenSelectionError, dataverse_tokens
+from shared.app.deps import Deps
+from shared.domain.errors import TransientError, UnknownOrganization
+from shared.domain.phone import strip_channel_prefix
+from shared.log import log_event
+from shared.orgs.model import OrgConfigError, OrgRecord, org_id_of, org_settings
+from shared.orgs.registry import OrgRegistry
+from shared.ports import Clock, KeyValueStore, QueuePublisher
+from shared.settings import Settings
+
+
+@dataclass(frozen=True)
+class Infra:
+    """What every org shares: one HTTP session, one credential, the state table, Service Bus, the clock."""
+
+    session: requests.Session
+    credential: Any
+    store: KeyValueStore
+    queue: QueuePublisher
+    clock: Clock
+
+
+Assemble = Callable[..., Deps]  # shared.bootstrap.assemble_deps (passed in: the composition root imports this module)
+
+SENDER_SETTINGS = ("TWILIO_FROM", "ACS_FROM", "WHATSAPP_PHONE_NUMBER_ID")
+
+
+class NoOrgDataverse(DataverseClient):
+    """The home deps' Dataverse: there is none (every org has its own). Reaching it is a routing defect; it answers
+    like an unavailable service, so the work is retried and never lost."""
+
+    def __init__(self) -> None:
+        super().__init__("http://127.0.0.1", tokens=StaticToken(""))
+
+    def request(self, method: str, path: str, **_: Any) -> Any:
+        raise TransientError(f"no organization chosen for Dataverse {method} {path[:60]} (MULTI_ORG)")
+
+
+class OrgTenants:
+    """The registered orgs' deps, cached per org and rebuilt when the org's row changes."""
+
+    def __init__(self, registry: OrgRegistry, home: Deps, build: Callable[[OrgRecord], Deps], cache_seconds: float):
+        self._registry = registry
+        self._home = home
+        self._build = build
+        self._built: dict[str, tuple[tuple[str | None, str], Deps]] = {}
+        self._locks: dict[str, threading.Lock] = {}
+        self._lock = threading.Lock()
+        self._ttl = cache_seconds
+        self._senders: tuple[float, dict[str, str | None]] | None = None
+
+    @property
+    def home(self) -> Deps:
+        return self._home
+
+    def deps_for(self, org_id: str, *, new_work: bool = True) -> Deps:
+        try:
+            key = org_id_of(org_id)
+        except ValueError as bad:
+            raise UnknownOrganization("", str(bad)) from None
+        record = self._registry.lookup(key)
+        if record is None:
+            raise UnknownOrganization(key, "is not registered (channel org add)")
+        if new_work and not record.enabled:
+            raise UnknownOrganization(key, "is disabled (channel org update --enable)")
+        with self._lock:
+            built = self._built.get(key)
+            lock = self._locks.setdefault(key, threading.Lock())
+        if built is not None and built[0] == record.version:
+            return built[1]
+        with lock:  # one build per org at a time; other orgs are never held
+            with self._lock:
+                built = self._built.get(key)
+            if built is not None and built[0] == record.version:
+                return built[1]
+            try:
+                deps = self._build(record)
+            except (OrgConfigError, TokenSelectionError) as bad:  # fixed by the operator: retried until then
+                log_event("org.unusable", org_id=key, reason=str(bad)[:500])
+                raise TransientError(str(bad)) from None
+            with self._lock:
+                self._built[key] = (record.version, deps)
+            log_event("org.ready", org_id=key)
+            return deps
+
+    def org_for_number(self, number: str) -> str | None:
+        now = time.monotonic()
+        if self._senders is None or now - self._senders[0] >= self._ttl:
+            owners: dict[str, str | None] = {}
+            for record in self._registry.list():
+                for setting in SENDER_SETTINGS:
+                    value = record.overrides.get(setting)
+                    if value:
+                        sender = strip_channel_prefix(value)
+                        owners[sender] = record.org_id if owners.get(sender, record.org_id) == record.org_id else None
+            self._senders = (now, owners)
+        return self._senders[1].get(strip_channel_prefix(number))
+
+
+def build_tenants(
+    settings: Settings, infra: Infra, assemble_deps: Assemble, build_dataverse: Callable[..., DataverseClient]
+) -> OrgTenants:
+    registry = OrgRegistry(
+        org_table(settings, _storage_credential(settings, infra)), settings, cache_seconds=settings.org_cache_seconds
+    )
+    home = assemble_deps(settings, NoOrgDataverse(), infra)
+
+    def build(record: OrgRecord) -> Deps:
+        effective = org_settings(settings, record, _secret_reader(settings, record))
+        tokens = _org_tokens(settings, record, infra)
+        dataverse = build_dataverse(effective, tokens, infra.session)
+        query = f"?org={record.org_id}" if record.own_provider_credentials else ""
+        return assemble_deps(effective, dataverse, infra, org_id=record.org_id, callback_query=query)
+
+    return OrgTenants(registry, home, build, settings.org_cache_seconds)
+
+
+def _storage_credential(settings: Settings, infra: Infra) -> Any:
+    if settings.storage_connection:
+        return None
+    from shared.adapters.tokens import default_credential
+
+    return infra.credential or default_credential(settings.storage_client_id or settings.azure_client_id)
+
+
+def _secret_reader(settings: Settings, record: OrgRecord) -> Callable[[str], str] | None:
+    if not record.secret_names:
+        return None
+    raise OrgConfigError(f"org {record.org_id}: Key Vault secrets are not wired yet")
+
+
+def _org_tokens(settings: Settings, record: OrgRecord, infra: Infra) -> Any:
+    return dataverse_tokens(
+        record.environment_url, static_token=settings.dataverse_static_token, credential=infra.credential
+    )

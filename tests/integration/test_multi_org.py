@@ -1,0 +1,253 @@
+"""One deployment, two customer orgs (issue #15): two Dataverse emulators with different columns and senders, one
+app with ``MULTI_ORG=true``, the org registry in a real table (Azurite), the functions driven like the worker does."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from devtools.emulators.dataverse import DataverseEmulator
+from devtools.emulators.twilio import TwilioEmulator
+from devtools.host import LocalHost
+from devtools.messages import ActivitySpec, activity_message
+from shared import bootstrap
+from shared.adapters.org_table import org_table
+from shared.orgs.model import OrgRecord
+from shared.orgs.registry import OrgRegistry
+from shared.service import ChannelService
+from shared.settings import load_settings
+
+TOKEN = "multi-org-dataverse-token"
+TWILIO_SID, TWILIO_TOKEN = "AC" + "2" * 32, "multi-org-auth-token"
+ORG_A, ORG_B = "aaaaaaaa-0000-4000-8000-00000000000a", "bbbbbbbb-0000-4000-8000-00000000000b"
+TENANT_A, TENANT_B = "aaaaaaaa-1111-4111-8111-11111111111a", "bbbbbbbb-1111-4111-8111-11111111111b"
+SENDER_A, SENDER_B = "+15005550006", "+15005550007"
+QUEUE, POISON = "activities", "activities-poison"
+JOURNEY, ITERATION = "1a2b3c4d-5e6f-4a7b-8c9d-0e1f2a3b4c5d", "6f5e4d3c-2b1a-4f0e-9d8c-7b6a5f4e3d2c"
+RTJ_SECRET = "multi-org-relay-secret-0123456789"
+
+
+@dataclass(frozen=True)
+class Customer:
+    """One emulated customer org: its own message table, body and phone columns, contact and sender."""
+
+    org_id: str
+    tenant: str
+    table: str
+    entity_set: str
+    body_column: str
+    phone_column: str
+    sender: str
+    contact: str
+    message: str
+    phone: str
+
+
+CUSTOMERS = (
+    Customer(ORG_A, TENANT_A, "cr123_smsmessage", "cr123_smsmessages", "cr123_body", "mobilephone", SENDER_A,
+             "8d3c1f2e-4a5b-4c6d-8e7f-9a0b1c2d3e4f", "a7b8c9d0-e1f2-4a3b-8c4d-5e6f7a8b9c0d", "+447700900123"),
+    Customer(ORG_B, TENANT_B, "fab_textmessage", "fab_textmessages", "fab_text", "telephone2", SENDER_B,
+             "0e3b8a8c-2f1d-4b6a-9c3e-7d5f1a2b3c4d", "9b0c1d2e-3f4a-4b5c-8d6e-7f8091a2b3c4", "+447700900456"),
+)  # fmt: skip
+
+
+def seed(dataverse: DataverseEmulator, customer: Customer) -> None:
+    dataverse.add_entity(customer.table, customer.entity_set, f"{customer.table}id")
+    dataverse.add_row(customer.table, customer.message, {customer.body_column: f"Hello from {customer.org_id[:4]}"})
+    dataverse.add_entity("contact", "contacts", "contactid")
+    dataverse.add_columns("contact", [customer.phone_column, "donotphone", "firstname"])
+    dataverse.add_row("contact", customer.contact, {customer.phone_column: customer.phone, "donotphone": False})
+    dataverse.add_entity(
+        "msdyncrm_customerjourneycustomchannelactivity",
+        "msdyncrm_customerjourneycustomchannelactivities",
+        "msdyncrm_customerjourneycustomchannelactivityid",
+    )
+
+
+@dataclass
+class Deployment:
+    host: LocalHost
+    service: ChannelService
+    twilio: TwilioEmulator
+    orgs: dict[str, DataverseEmulator]
+    registry: OrgRegistry
+    callback_base: str
+
+    def activity(self, customer: Customer, org_id: str | None = None) -> tuple[bytes, dict[str, Any], str]:
+        spec = ActivitySpec(
+            contact_id=customer.contact,
+            journey_id=JOURNEY,
+            iteration_id=ITERATION,
+            entity_type=customer.table,
+            entity_id=customer.message,
+            organization_id=org_id or customer.org_id,
+        )
+        body, properties = activity_message(spec)
+        return body, dict(properties), spec.row_id
+
+    def deliver(self, *activities: tuple[bytes, dict[str, Any], str]) -> bool:
+        batch = [(body, "application/json", props, uuid.uuid4().hex) for body, props, _ in activities]
+        return self.host.deliver_batch(QUEUE, batch)
+
+    def interactions(self, org_id: str) -> list[tuple[str, str]]:
+        return [(str(i["ResponseType"]), str(i["EntityType"])) for i in self.orgs[org_id].interactions]
+
+
+@pytest.fixture
+def deployment(azurite_connection_string: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Deployment]:
+    orgs = {c.org_id: DataverseEmulator(token=TOKEN, organization_id=c.org_id) for c in CUSTOMERS}
+    for customer in CUSTOMERS:
+        seed(orgs[customer.org_id], customer)
+    twilio = TwilioEmulator(account_sid=TWILIO_SID, auth_token=TWILIO_TOKEN)
+    host = LocalHost()
+    server, callback_base = host.serve_http()
+    env = {
+        "MULTI_ORG": "true",
+        "ORG_TABLE_NAME": "orgs" + uuid.uuid4().hex[:12],
+        "DATAVERSE_STATIC_TOKEN": TOKEN,  # loopback emulators only, as for one org
+        "AzureWebJobsStorage": azurite_connection_string,
+        "STATE_TABLE_NAME": "state" + uuid.uuid4().hex[:12],
+        "ServiceBusConnection": "Endpoint=sb://unused.servicebus.windows.net/;SharedAccessKeyName=x;SharedAccessKey=y",
+        "ACTIVITY_QUEUE_NAME": QUEUE,
+        "POISON_QUEUE_NAME": POISON,
+        "CHANNEL_PROVIDER": "twilio",
+        "CALLBACK_BASE_URL": callback_base,
+        "MESSAGE_BODY_COLUMN": "cr123_body",
+        "TWILIO_ACCOUNT_SID": TWILIO_SID,
+        "TWILIO_AUTH_TOKEN": TWILIO_TOKEN,
+        "TWILIO_FROM": SENDER_A,
+        "TWILIO_API_BASE_URL": twilio.url,
+        "DATAVERSE_MAX_RETRIES": "1",
+        "RTJ_AUTH_MODE": "secret",
+        "RTJ_OUTBOUND_SECRET": RTJ_SECRET,
+        "CALLBACK_PROCESSING": "inline",
+    }
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    host.environ.update(env)
+    settings = load_settings(env)
+    registry = OrgRegistry(org_table(settings), settings)
+    for customer in CUSTOMERS:
+        overrides = {"MESSAGE_BODY_COLUMN": customer.body_column, "CONTACT_PHONE_COLUMN": customer.phone_column}
+        if customer.sender != SENDER_A:
+            overrides["TWILIO_FROM"] = customer.sender
+        registry.add(OrgRecord(customer.org_id, orgs[customer.org_id].url, customer.tenant, overrides=overrides))
+    service = bootstrap.build_service(settings, queue=host.queue)
+    bootstrap.install(service)
+    try:
+        yield Deployment(host, service, twilio, orgs, registry, callback_base)
+    finally:
+        bootstrap.install(None)
+        server.shutdown()
+        server.server_close()
+        twilio.stop()
+        for emulator in orgs.values():
+            emulator.stop()
+
+
+A, B = CUSTOMERS
+
+
+def test_each_org_gets_only_its_own_interactions_with_its_own_columns_and_sender(deployment: Deployment) -> None:
+    assert deployment.deliver(deployment.activity(A), deployment.activity(B))
+    sent = {m.to: m for m in deployment.twilio.messages}
+    assert set(sent) == {A.phone, B.phone}
+    assert (sent[A.phone].from_, sent[A.phone].body) == (SENDER_A, f"Hello from {ORG_A[:4]}")
+    assert (sent[B.phone].from_, sent[B.phone].body) == (SENDER_B, f"Hello from {ORG_B[:4]}")
+    assert deployment.interactions(ORG_A) == [("sent", A.table)]
+    assert deployment.interactions(ORG_B) == [("sent", B.table)]
+    assert not any(B.table in r.path for r in deployment.orgs[ORG_A].requests)
+    assert not any(A.table in r.path for r in deployment.orgs[ORG_B].requests)
+
+
+def test_a_callback_for_org_b_is_reported_to_org_b(deployment: Deployment) -> None:
+    deployment.deliver(deployment.activity(A), deployment.activity(B))
+    message_b = next(m for m in deployment.twilio.messages if m.to == B.phone)
+    assert deployment.twilio.send_status(message_b.sid, "delivered")[0] == 200
+    assert deployment.interactions(ORG_B) == [("sent", B.table), ("delivered", B.table)]
+    assert deployment.interactions(ORG_A) == [("sent", A.table)]
+
+
+def test_a_reply_to_org_b_sender_is_org_b_keyword(deployment: Deployment) -> None:
+    deployment.deliver(deployment.activity(A), deployment.activity(B))
+    url = deployment.callback_base + "/api/callbacks/twilio"
+    assert deployment.twilio.send_inbound(url, B.phone, SENDER_B, "YES please")[0] == 200
+    keywords = [i["TriggerKeyword"] for i in deployment.orgs[ORG_B].interactions if i["ResponseType"] == "keyword"]
+    assert keywords == ["yes"]
+    assert all(i["ResponseType"] == "sent" for i in deployment.orgs[ORG_A].interactions)
+
+
+@pytest.mark.parametrize("disable", [False, True])
+def test_an_unknown_or_disabled_org_is_poisoned_after_one_attempt_and_nothing_is_sent(
+    deployment: Deployment, disable: bool
+) -> None:
+    unknown = "cccccccc-0000-4000-8000-00000000000c"
+    if disable:
+        unknown = ORG_B
+        deployment.registry.update(ORG_B, lambda r: OrgRecord(**{**r.__dict__, "enabled": False}))
+        deployment.service.tenants._registry._cache.clear()  # type: ignore[union-attr]  # ORG_CACHE_SECONDS elapsed
+    assert deployment.deliver(deployment.activity(B, org_id=unknown))
+    assert deployment.twilio.messages == [] and deployment.host.invocations == 1
+    (poisoned,) = deployment.host.queue.on(POISON)
+    props = poisoned.application_properties or {}
+    assert props["DeadLetterReason"] == "unknown_organization"
+    assert unknown in props["DeadLetterErrorDescription"]
+    assert ("disabled" if disable else "not registered") in props["DeadLetterErrorDescription"]
+    assert all(not o.interactions for o in deployment.orgs.values())
+
+
+def test_org_a_throttled_does_not_slow_org_b(deployment: Deployment) -> None:
+    deployment.orgs[ORG_A].limit(requests_per_window=0, window_seconds=60, retry_after=4.0)
+    done = threading.Event()
+    worker = threading.Thread(
+        target=lambda: (deployment.deliver(deployment.activity(A), deployment.activity(B)), done.set())
+    )
+    worker.start()
+    deadline = time.monotonic() + 3.0
+    while not deployment.orgs[ORG_B].interactions and time.monotonic() < deadline:
+        time.sleep(0.02)
+    # B was sent and reported while A's requests were still held by its Retry-After (4 s): nothing of A yet
+    assert deployment.interactions(ORG_B) == [("sent", B.table)]
+    assert not done.is_set() and deployment.orgs[ORG_A].interactions == []
+    assert [m.to for m in deployment.twilio.messages] == [B.phone]
+    worker.join(30)
+    assert deployment.orgs[ORG_A].throttled_count >= 1
+
+
+def test_rtj_routes_by_x_organization_id(deployment: Deployment) -> None:
+    body = {
+        "ChannelDefinitionId": "0f6e3d2c-1b0a-4f9e-8d7c-6b5a4f3e2d1c",
+        "RequestId": "req-1",
+        "From": SENDER_B,
+        "To": B.phone,
+        "Message": {"text": "Your table is booked."},
+        "MarketingAppContext": {"CustomerJourneyId": JOURNEY, "UserId": B.contact, "UserEntityType": "contact"},
+    }
+    url = deployment.callback_base + "/api/rtj/outbound"
+    raw = json.dumps(body).encode()
+
+    def post(org: str | None) -> tuple[int, dict[str, Any]]:
+        headers = {"Content-Type": "application/json", "X-Channel-Secret": RTJ_SECRET}
+        if org is not None:
+            headers["X-Organization-Id"] = org
+        response = deployment.host.call_http("POST", url, headers=headers, body=raw)
+        return response.status_code, json.loads(response.get_body())
+
+    status, answer = post(None)
+    assert status == 400 and "X-Organization-Id" in answer["error"]
+    status, answer = post("cccccccc-0000-4000-8000-00000000000c")
+    assert status == 403 and answer["error"].startswith("unknown_organization")
+    assert deployment.twilio.messages == []
+    status, answer = post(ORG_B.upper())
+    assert status == 200, answer
+    (message,) = deployment.twilio.messages
+    assert deployment.twilio.send_status(message.sid, "delivered")[0] == 200
+    assert [n["OrganizationId"] for n in deployment.orgs[ORG_B].notifications] == [ORG_B]
+    assert deployment.orgs[ORG_A].notifications == []
