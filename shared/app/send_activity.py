@@ -103,9 +103,8 @@ def process_activity(deps: Deps, activity: ActivityRef, contacts: Contacts | Non
     if plan.action == "send":  # issue #13: before the claim is written, so no crash can skip it (ACS only)
         reconcile.schedule_watchdog(deps, first)
     record, created = store.get_or_insert(first)
-    if not created and record.org_id and deps.org_id and record.org_id != deps.org_id:  # multi-org (issue #15)
-        raise PoisonMessage("activity_of_another_organization", f"activity {activity.row_id} belongs to another org")
     if not created:
+        _check_org(deps, record)
         if record.send_status is not SendStatus.CLAIMED:
             return _existing(deps, record)
         record = store.mutate(activity.row_id, lambda s: _apply(deps, plan, s, lease_until))
@@ -123,7 +122,14 @@ def process_activity(deps: Deps, activity: ActivityRef, contacts: Contacts | Non
     return _send(deps, record, str(plan.phone), text, None if isinstance(content, TemplateProblem) else content)
 
 
+def _check_org(deps: Deps, record: ActivityState) -> None:
+    """Multi-org (issue #15): an activity id already used in another org (forged or reused) is never touched."""
+    if record.org_id and deps.org_id and record.org_id != deps.org_id:
+        raise PoisonMessage("activity_of_another_organization", f"activity {record.key} belongs to another org")
+
+
 def _existing(deps: Deps, record: ActivityState) -> Handled:
+    _check_org(deps, record)
     ids = activity_ids(record.activity)
     if record.send_status is SendStatus.AMBIGUOUS:  # issue #13: (re)publish its reconciliation order, in case the
         reconcile.schedule(deps, record)  # worker that made it ambiguous died before publishing it

@@ -19,6 +19,8 @@ from devtools.host import LocalHost
 from devtools.messages import ActivitySpec, activity_message
 from shared import bootstrap
 from shared.adapters.org_table import org_table
+from shared.app.callback_codec import encode_events
+from shared.domain.models import StatusEvent, StatusKind
 from shared.orgs.model import OrgRecord
 from shared.orgs.registry import OrgRegistry
 from shared.service import ChannelService
@@ -60,7 +62,8 @@ CUSTOMERS = (
 
 def seed(dataverse: DataverseEmulator, customer: Customer) -> None:
     dataverse.add_entity(customer.table, customer.entity_set, f"{customer.table}id")
-    dataverse.add_row(customer.table, customer.message, {customer.body_column: f"Hello from {customer.org_id[:4]}"})
+    text = f"Hello from {customer.org_id[:4]}" + (" https://fabrikam.example/offer" if customer.org_id == ORG_B else "")
+    dataverse.add_row(customer.table, customer.message, {customer.body_column: text})
     dataverse.add_entity("contact", "contacts", "contactid")
     dataverse.add_columns("contact", [customer.phone_column, "donotphone", "firstname"])
     dataverse.add_row("contact", customer.contact, {customer.phone_column: customer.phone, "donotphone": False})
@@ -101,7 +104,10 @@ class Deployment:
 
 
 @pytest.fixture
-def deployment(azurite_connection_string: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Deployment]:
+def deployment(
+    azurite_connection_string: str, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
+) -> Iterator[Deployment]:
+    extra: dict[str, str] = getattr(request, "param", {})
     orgs = {c.org_id: DataverseEmulator(token=TOKEN, organization_id=c.org_id) for c in CUSTOMERS}
     for customer in CUSTOMERS:
         seed(orgs[customer.org_id], customer)
@@ -117,6 +123,7 @@ def deployment(azurite_connection_string: str, monkeypatch: pytest.MonkeyPatch) 
         "ServiceBusConnection": "Endpoint=sb://unused.servicebus.windows.net/;SharedAccessKeyName=x;SharedAccessKey=y",
         "ACTIVITY_QUEUE_NAME": QUEUE,
         "POISON_QUEUE_NAME": POISON,
+        "CALLBACK_QUEUE_NAME": "callbacks",
         "CHANNEL_PROVIDER": "twilio",
         "CALLBACK_BASE_URL": callback_base,
         "MESSAGE_BODY_COLUMN": "cr123_body",
@@ -128,6 +135,7 @@ def deployment(azurite_connection_string: str, monkeypatch: pytest.MonkeyPatch) 
         "RTJ_AUTH_MODE": "secret",
         "RTJ_OUTBOUND_SECRET": RTJ_SECRET,
         "CALLBACK_PROCESSING": "inline",
+        **extra,
     }
     for key, value in env.items():
         monkeypatch.setenv(key, value)
@@ -160,7 +168,10 @@ def test_each_org_gets_only_its_own_interactions_with_its_own_columns_and_sender
     sent = {m.to: m for m in deployment.twilio.messages}
     assert set(sent) == {A.phone, B.phone}
     assert (sent[A.phone].from_, sent[A.phone].body) == (SENDER_A, f"Hello from {ORG_A[:4]}")
-    assert (sent[B.phone].from_, sent[B.phone].body) == (SENDER_B, f"Hello from {ORG_B[:4]}")
+    assert (sent[B.phone].from_, sent[B.phone].body) == (
+        SENDER_B,
+        f"Hello from {ORG_B[:4]} https://fabrikam.example/offer",
+    )
     assert deployment.interactions(ORG_A) == [("sent", A.table)]
     assert deployment.interactions(ORG_B) == [("sent", B.table)]
     assert not any(B.table in r.path for r in deployment.orgs[ORG_A].requests)
@@ -251,3 +262,56 @@ def test_rtj_routes_by_x_organization_id(deployment: Deployment) -> None:
     assert deployment.twilio.send_status(message.sid, "delivered")[0] == 200
     assert [n["OrganizationId"] for n in deployment.orgs[ORG_B].notifications] == [ORG_B]
     assert deployment.orgs[ORG_A].notifications == []
+
+
+@pytest.mark.parametrize("deployment", [{"CALLBACK_PROCESSING": "queued"}], indirect=True)
+def test_queued_callbacks_are_reported_to_their_org(deployment: Deployment) -> None:
+    deployment.deliver(deployment.activity(A), deployment.activity(B))
+    for message in deployment.twilio.messages:
+        assert deployment.twilio.send_status(message.sid, "delivered")[0] == 200
+    queued = deployment.host.queue.on("callbacks")
+    assert len(queued) == 2 and all("channel-org-id" not in (m.application_properties or {}) for m in queued)
+    deployment.host.pump()
+    assert deployment.interactions(ORG_A) == [("sent", A.table), ("delivered", A.table)]
+    assert deployment.interactions(ORG_B) == [("sent", B.table), ("delivered", B.table)]
+
+
+@pytest.mark.parametrize("deployment", [{"CALLBACK_PROCESSING": "queued"}], indirect=True)
+def test_one_queued_callback_for_two_orgs_is_split_per_org(deployment: Deployment) -> None:
+    rows = {}
+    for customer in CUSTOMERS:
+        body, props, row = deployment.activity(customer)
+        deployment.deliver((body, props, row))
+        rows[customer.org_id] = row
+    sids = {m.to: m.sid for m in deployment.twilio.messages}
+    events = [
+        StatusEvent(sids[c.phone], StatusKind.DELIVERED, "delivered", activity_hint=rows[c.org_id]) for c in CUSTOMERS
+    ]
+    assert deployment.host.deliver("callbacks", encode_events("twilio", events))
+    split = deployment.host.queue.on("callbacks")
+    assert sorted((m.application_properties or {})["channel-org-id"] for m in split) == [ORG_A, ORG_B]
+    deployment.host.pump()
+    assert deployment.interactions(ORG_A)[-1] == ("delivered", A.table)
+    assert deployment.interactions(ORG_B)[-1] == ("delivered", B.table)
+
+
+@pytest.mark.parametrize("deployment", [{"LINK_TRACKING": "true"}], indirect=True)
+def test_a_click_on_org_b_link_is_reported_to_org_b(deployment: Deployment) -> None:
+    deployment.deliver(deployment.activity(A), deployment.activity(B))
+    body = next(m.body for m in deployment.twilio.messages if m.to == B.phone)
+    short = body.rsplit(" ", 1)[1]
+    assert short.startswith(deployment.callback_base + "/api/l/")
+    response = deployment.host.call_http("GET", short, headers={"User-Agent": "Mozilla/5.0 (iPhone)"})
+    assert response.status_code == 302 and response.headers["Location"] == "https://fabrikam.example/offer"
+    assert deployment.interactions(ORG_B) == [("sent", B.table), ("clicked", B.table)]
+    assert deployment.interactions(ORG_A) == [("sent", A.table)]
+
+
+def test_an_activity_id_of_another_org_is_refused(deployment: Deployment) -> None:
+    body, props, row = deployment.activity(A)
+    deployment.deliver((body, props, row))
+    forged = body.replace(ORG_A.encode(), ORG_B.encode())  # org B's message claiming org A's activity id
+    assert deployment.host.deliver(QUEUE, forged, application_properties=props)
+    (poisoned,) = deployment.host.queue.on(POISON)
+    assert (poisoned.application_properties or {})["DeadLetterReason"] == "activity_of_another_organization"
+    assert len(deployment.twilio.messages) == 1 and deployment.orgs[ORG_B].interactions == []
