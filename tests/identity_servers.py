@@ -163,6 +163,7 @@ class EntraTokenEndpoint(_Endpoint):
     def __init__(self, directory: Path, lifetime: int = 3600) -> None:
         self.ca_path, cert, key = make_test_ca(directory)
         self.lifetime = lifetime
+        self.refuse: dict[str, tuple[str, str]] = {}  # tenant -> (OAuth error, AADSTS description)
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         context.load_cert_chain(cert, key)
         super().__init__(_EntraHandler, context)
@@ -184,6 +185,10 @@ class _EntraHandler(_Handler):
             count = len(endpoint.requests)
         if self.path != f"/{tenant}/oauth2/v2.0/token" or form.get("grant_type") != "client_credentials":
             self.reply(400, {"error": "invalid_request", "error_description": f"unexpected {self.path}"})
+            return
+        if tenant in endpoint.refuse:
+            error, description = endpoint.refuse[tenant]
+            self.reply(400, {"error": error, "error_description": description, "error_codes": [int(description[6:12])]})
             return
         if not form.get("client_assertion", "").startswith("mi-assertion-"):
             self.reply(

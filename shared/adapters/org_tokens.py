@@ -22,6 +22,7 @@ from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from shared.adapters.tokens import StaticToken, TokenCredentialLike, TokenProvider, TokenSelectionError
+from shared.domain.errors import TransientError
 from shared.urls import is_loopback_host
 
 # The audience of the managed identity's token that is the client assertion (not a secret: a well-known scope).
@@ -37,6 +38,61 @@ class Tokens(Protocol):
     """A token source for one org: :class:`TokenProvider` or :class:`StaticToken`."""
 
     def token(self, *, force_refresh: bool = False) -> str: ...
+
+
+# Entra's answer -> what to fix (Microsoft Entra authentication error codes, AADSTS).
+_FIXES = {
+    "AADSTS700016": "the customer's admin has not consented to the app in this tenant: open {consent}",
+    "AADSTS7000229": "the app has no service principal in this tenant: the customer's admin consents at {consent}",
+    "AADSTS650052": "the app has no service principal in this tenant: the customer's admin consents at {consent}",
+    "AADSTS90002": "no such tenant: correct the org's TenantId",
+    "AADSTS500011": "this tenant has no Dataverse environment at that URL: check the org's WebApiUrl and TenantId",
+    "AADSTS700211": "no federated credential on the app matches the managed identity's token: check the issuer, "
+    "subject (the managed identity's object id) and audience of the app's federated credential",
+    "AADSTS70021": "no federated credential on the app matches the managed identity's token: check the issuer, "
+    "subject (the managed identity's object id) and audience of the app's federated credential",
+    "AADSTS700236": "the app registration must live in the same tenant as the managed identity (the ISV's tenant)",
+}
+_AADSTS = re.compile(r"AADSTS\d+")
+
+
+class OrgSignInError(TransientError):
+    """No token for an org: Entra refused it or the managed identity is unavailable. The detail names the tenant,
+    Entra's AADSTS code and the fix; transient, since the fix (consent, a federated credential) is made outside
+    the app and the next attempt may succeed."""
+
+    def __init__(self, detail: str, *, tenant_id: str, code: str) -> None:
+        super().__init__(detail)
+        self.tenant_id = tenant_id
+        self.code = code
+
+
+class OrgTokenProvider(TokenProvider):
+    """A :class:`TokenProvider` whose sign-in failures are :class:`OrgSignInError` naming the tenant and the fix."""
+
+    def __init__(self, credential: TokenCredentialLike, scope: str, *, tenant_id: str, app_client_id: str) -> None:
+        super().__init__(credential, scope)
+        self.tenant_id = tenant_id
+        self._app = app_client_id
+
+    def token(self, *, force_refresh: bool = False) -> str:
+        from azure.core.exceptions import ClientAuthenticationError
+
+        try:
+            return super().token(force_refresh=force_refresh)
+        except ClientAuthenticationError as exc:
+            text = str(exc)
+            found = _AADSTS.search(text)
+            code = found.group(0) if found else type(exc).__name__
+            consent = (
+                f"{DEFAULT_AUTHORITY}/{self.tenant_id}/adminconsent?client_id={self._app or '<ORG_APP_CLIENT_ID>'}"
+            )
+            fix = _FIXES.get(code, "see Entra's message").format(consent=consent)
+            if type(exc).__name__ == "CredentialUnavailableError":
+                fix = "the app's managed identity (AZURE_CLIENT_ID) is not available here"
+            first_line = text.strip().splitlines()[0][:240] if text.strip() else type(exc).__name__
+            detail = f"no Dataverse token for {self.scope} in tenant {self.tenant_id}: {first_line}; fix: {fix}"
+            raise OrgSignInError(detail, tenant_id=self.tenant_id, code=code) from None
 
 
 class ManagedIdentityAssertion:
@@ -88,8 +144,15 @@ def _tenant(tenant_id: str) -> str:
 class OrgTokens:
     """Token sources per org: ``tokens_for(environment_url, tenant_id)``, cached per environment and tenant."""
 
-    def __init__(self, credential_factory: CredentialFactory | None, *, static_token: str | None = None) -> None:
+    def __init__(
+        self,
+        credential_factory: CredentialFactory | None,
+        *,
+        static_token: str | None = None,
+        app_client_id: str | None = None,
+    ) -> None:
         self._factory = credential_factory
+        self._app = (app_client_id or "").strip()
         self._static = (static_token or "").strip()
         self._lock = threading.Lock()
         self._credentials: dict[str, TokenCredentialLike] = {}
@@ -135,7 +198,8 @@ class OrgTokens:
                     "remove it so the org is reached with ORG_APP_CLIENT_ID's federated credential"
                 )
             return StaticToken(self._static)
-        return TokenProvider(self._credential(tenant), f"{root}/.default")
+        credential = self._credential(tenant)
+        return OrgTokenProvider(credential, f"{root}/.default", tenant_id=tenant, app_client_id=self._app)
 
 
 def managed_identity_credential(client_id: str | None) -> TokenCredentialLike:
@@ -185,6 +249,7 @@ def org_tokens(
     static_token: str | None = None,
     managed_identity: TokenCredentialLike | None = None,
     credential_factory: CredentialFactory | None = None,
+    credential: TokenCredentialLike | None = None,
 ) -> OrgTokens:
     """The app's :class:`OrgTokens` from its settings.
 
@@ -193,8 +258,15 @@ def org_tokens(
     - ``managed_identity_client_id``: ``AZURE_CLIENT_ID``, the user-assigned managed identity behind the assertion;
     - ``authority``: ``ORG_TOKEN_AUTHORITY`` (default ``https://login.microsoftonline.com``);
     - ``static_token``: ``DATAVERSE_STATIC_TOKEN`` (loopback org URLs only);
-    - ``managed_identity`` / ``credential_factory``: injected credentials (tests, a caller's shared credential).
+    - injected credentials (tests): ``managed_identity`` replaces the managed identity behind the assertion,
+      ``credential_factory`` builds each tenant's credential, ``credential`` serves every tenant.
     """
+    if credential is not None and credential_factory is None:
+        shared = credential
+
+        def credential_factory(_tenant: str) -> TokenCredentialLike:
+            return shared
+
     if credential_factory is None and (app_client_id or "").strip():
         if managed_identity is None:
             managed_identity = managed_identity_credential((managed_identity_client_id or "").strip() or None)
@@ -203,4 +275,4 @@ def org_tokens(
             assertion=ManagedIdentityAssertion(managed_identity),
             authority=authority or DEFAULT_AUTHORITY,
         )
-    return OrgTokens(credential_factory, static_token=static_token)
+    return OrgTokens(credential_factory, static_token=static_token, app_client_id=app_client_id)

@@ -19,12 +19,14 @@ from shared.adapters import org_tokens as module
 from shared.adapters.org_tokens import (
     TOKEN_EXCHANGE_SCOPE,
     ManagedIdentityAssertion,
+    OrgSignInError,
     OrgTokens,
     environment_root,
     federated_credential_factory,
     org_tokens,
 )
 from shared.adapters.tokens import REFRESH_MARGIN_SECONDS, StaticToken, TokenProvider, TokenSelectionError
+from shared.domain.errors import TransientError
 from tests.identity_servers import EntraTokenEndpoint, ManagedIdentityEndpoint
 from tests.unit.test_tokens import Access, RecordingCredential
 
@@ -289,11 +291,7 @@ def test_without_the_test_ca_the_loopback_authority_is_not_trusted(
         OrgTokens(factory).tokens_for(ORG_A, TENANT_A).token()
 
 
-def test_a_rejected_assertion_surfaces_entras_error(
-    identity: Endpoints,
-) -> None:
-    from azure.core.exceptions import ClientAuthenticationError
-
+def test_a_rejected_assertion_surfaces_entras_error(identity: Endpoints) -> None:
     _, entra = identity
     factory = federated_credential_factory(
         app_client_id=APP,
@@ -301,5 +299,79 @@ def test_a_rejected_assertion_surfaces_entras_error(
         authority=entra.authority,
         connection_verify=str(entra.ca_path),
     )
-    with pytest.raises(ClientAuthenticationError, match="AADSTS700211"):
+    with pytest.raises(OrgSignInError, match=r"AADSTS700211.*fix: no federated credential on the app") as caught:
         OrgTokens(factory).tokens_for(ORG_A, TENANT_A).token()
+    assert caught.value.code == "AADSTS700211"
+
+
+# ---------------------------------------------------------------- sign-in failures name the tenant and the fix
+class Refusing:
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+
+    def get_token(self, *scopes: str) -> Access:
+        raise self.error
+
+
+@pytest.mark.parametrize(
+    ("message", "fix"),
+    [
+        (
+            "AADSTS700016: Application with identifier '3c1d' was not found in the directory 'Fabrikam'.",
+            f"open https://login.microsoftonline.com/{TENANT_B}/adminconsent?client_id={APP}",
+        ),
+        ("AADSTS90002: Tenant '2222' not found.", "correct the org's TenantId"),
+        ("AADSTS700211: No matching federated identity record found", "subject (the managed identity's object id)"),
+        ("AADSTS50000: something new", "see Entra's message"),
+    ],
+)
+def test_an_entra_refusal_names_the_tenant_and_the_fix(message: str, fix: str) -> None:
+    from azure.core.exceptions import ClientAuthenticationError
+
+    tokens = org_tokens(
+        app_client_id=APP,
+        managed_identity_client_id=MI,
+        credential=Refusing(ClientAuthenticationError(f"ClientAssertionCredential.get_token failed: {message}")),
+    )
+    with pytest.raises(OrgSignInError) as caught:
+        tokens.tokens_for(ORG_B, TENANT_B).token()
+    error = caught.value
+    assert (
+        isinstance(error, TransientError)
+        and error.tenant_id == TENANT_B
+        and error.code == message.split(":", maxsplit=1)[0]
+    )
+    assert f"{ORG_B}/.default in tenant {TENANT_B}" in error.detail and fix in error.detail
+
+
+def test_an_unavailable_managed_identity_is_named() -> None:
+    from azure.identity import CredentialUnavailableError
+
+    tokens = OrgTokens(lambda _t: Refusing(CredentialUnavailableError("ManagedIdentityCredential unavailable")))
+    with pytest.raises(OrgSignInError, match=r"managed identity \(AZURE_CLIENT_ID\) is not available"):
+        tokens.tokens_for(ORG_A, TENANT_A).token()
+
+
+def test_one_credential_can_serve_every_tenant() -> None:
+    shared = RecordingCredential()
+    tokens = org_tokens(app_client_id=None, managed_identity_client_id=None, credential=shared)
+    assert tokens.credential_for(TENANT_A) is tokens.credential_for(TENANT_B) is shared
+
+
+def test_a_tenant_that_has_not_consented_with_real_azure_identity(identity: Endpoints) -> None:
+    _, entra = identity
+    entra.refuse[TENANT_B] = (
+        "unauthorized_client",
+        f"AADSTS700016: Application with identifier '{APP}' was not found in the directory 'Fabrikam'.",
+    )
+    factory = federated_credential_factory(
+        app_client_id=APP,
+        assertion=ManagedIdentityAssertion(module.managed_identity_credential(MI)),
+        authority=entra.authority,
+        connection_verify=str(entra.ca_path),
+    )
+    tokens = org_tokens(app_client_id=APP, managed_identity_client_id=MI, credential_factory=factory)
+    with pytest.raises(OrgSignInError, match=f"/{TENANT_B}/adminconsent\\?client_id={APP}") as caught:
+        tokens.tokens_for(ORG_B, TENANT_B).token()
+    assert caught.value.code == "AADSTS700016"
+    assert tokens.tokens_for(ORG_A, TENANT_A).token() == f"dv-{TENANT_A}-2"  # one tenant's refusal is its own
