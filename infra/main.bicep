@@ -167,6 +167,23 @@ param rtjTokenTenantId string = tenant().tenantId
 @description('RTJ_TOKEN_CLIENT_ID (entra): application (client) id (GUID) of the relay plug-in\'s identity. Empty = omitted.')
 param rtjTokenClientId string = ''
 
+// ---------------------------------------------------------------- many orgs (docs/multi-org-identity.md)
+// One deployment serving many customers' Dataverse orgs. The app signs in to each customer's tenant as the
+// multi-tenant app registration orgAppClientId, whose credential is a federated identity credential backed
+// by this deployment's managed identity. Bicep cannot create that app registration (no Microsoft Graph types
+// in the offline type check): one manual step, with the values from the ORG_FIC_* outputs.
+@description('MULTI_ORG: route each activity by its OrganizationId to an org registered in orgTableName.')
+param multiOrg bool = false
+
+@minLength(3)
+@maxLength(63)
+@description('ORG_TABLE_NAME: the org registry table in the state storage account (created when multiOrg is true).')
+param orgTableName string = 'channelorgs'
+
+@maxLength(36)
+@description('ORG_APP_CLIENT_ID: application (client) id (GUID) of the ISV\'s multi-tenant app registration. Empty = omitted.')
+param orgAppClientId string = ''
+
 @description('More app settings, e.g. {"SEND_CONCURRENCY": "16"}: kept on every provision. Keys this template manages win.')
 param extraAppSettings object = {}
 
@@ -258,6 +275,8 @@ module storage 'modules/storage.bicep' = {
     deploymentContainerName: names.deploymentContainer
     deadLetterContainerName: names.deadLetterContainer
     stateTableName: stateTableName
+    multiOrg: multiOrg
+    orgTableName: orgTableName
     logAnalyticsWorkspaceId: monitoring.outputs.logAnalyticsId
   }
 }
@@ -357,6 +376,7 @@ module functionApp 'modules/functionapp.bicep' = {
     stateTableName: storage.outputs.stateTableName
     appInsightsName: monitoring.outputs.appInsightsName
     keyVaultName: keyVault.outputs.name
+    keyVaultUri: keyVault.outputs.uri
     serviceBusFullyQualifiedNamespace: serviceBus.outputs.fullyQualifiedNamespace
     activityQueueName: serviceBus.outputs.activityQueueName
     callbackQueueName: serviceBus.outputs.callbackQueueName
@@ -381,6 +401,9 @@ module functionApp 'modules/functionapp.bicep' = {
     rtjTokenAudience: rtjTokenAudience
     rtjTokenTenantId: rtjTokenTenantId
     rtjTokenClientId: rtjTokenClientId
+    multiOrg: multiOrg
+    orgTableName: orgTableName
+    orgAppClientId: orgAppClientId
     extraAppSettings: extraAppSettings
   }
   // Key Vault references and identity connections need the roles in place.
@@ -416,3 +439,11 @@ output SERVICE_BUS_NAMESPACE string = serviceBus.outputs.name
 output KEY_VAULT_NAME string = keyVault.outputs.name
 output DATAVERSE_SB_SECRET_NAME string = serviceBus.outputs.dataverseSecretName
 output AZURE_CLIENT_ID string = identity.outputs.clientId
+output KEY_VAULT_URI string = keyVault.outputs.uri
+// The ISV's one manual step (docs/multi-org-identity.md): the federated identity credential on the
+// multi-tenant app registration trusts this managed identity. Issuer = this tenant's v2.0 authority,
+// subject = the managed identity's object (principal) id, audience = api://AzureADTokenExchange.
+output MANAGED_IDENTITY_PRINCIPAL_ID string = identity.outputs.principalId
+output ORG_FIC_ISSUER string = '${environment().authentication.loginEndpoint}${tenant().tenantId}/v2.0'
+output ORG_FIC_SUBJECT string = identity.outputs.principalId
+output ORG_FIC_AUDIENCE string = 'api://AzureADTokenExchange'

@@ -20,6 +20,9 @@ param stateTableName string
 param appInsightsName string
 param keyVaultName string
 
+@description('The vault URI (KEY_VAULT_URI): per-org provider secrets are read from it by name.')
+param keyVaultUri string
+
 param serviceBusFullyQualifiedNamespace string
 param activityQueueName string
 param callbackQueueName string
@@ -81,6 +84,12 @@ param rtjAuthMode string = 'entra'
 param rtjTokenAudience string = ''
 param rtjTokenTenantId string = ''
 param rtjTokenClientId string = ''
+
+// Many orgs (MULTI_ORG): the registry table and the multi-tenant app registration whose federated
+// credential is this app's managed identity (docs/multi-org-identity.md).
+param multiOrg bool = false
+param orgTableName string = 'channelorgs'
+param orgAppClientId string = ''
 
 @description('Operator-added app settings (main.bicep extraAppSettings); the settings below win on a clash.')
 param extraAppSettings object = {}
@@ -206,6 +215,8 @@ var coreSettings = {
   CONTACT_PHONE_COLUMN: contactPhoneColumn
   COMPLIANCE_COLUMN: complianceColumn
   RTJ_AUTH_MODE: rtjAuthMode
+  MULTI_ORG: multiOrg ? 'true' : 'false'
+  KEY_VAULT_URI: keyVaultUri
 }
 
 // Optional plain settings: omitted when the parameter is empty.
@@ -216,6 +227,11 @@ var optionalSettings = union(
   empty(acsEndpoint) ? {} : { ACS_ENDPOINT: acsEndpoint },
   empty(acsFrom) ? {} : { ACS_FROM: acsFrom }
 )
+
+// Many orgs: the registry table, and the app registration only when it has a value (a missing one is
+// named by the app when it first needs a token for a non-loopback org).
+var orgTableSettings = multiOrg ? { ORG_TABLE_NAME: orgTableName } : {}
+var orgAppSettings = multiOrg && !empty(orgAppClientId) ? { ORG_APP_CLIENT_ID: orgAppClientId } : {}
 
 // Relay authentication: the app gets only the settings of the chosen mode.
 // entra: each token setting only when it has a value (a missing one makes the
@@ -252,7 +268,7 @@ resource appSettings 'Microsoft.Web/sites/config@2024-04-01' = {
   // extraAppSettings first: settings this template manages override a clashing
   // key (change those through their parameter instead); everything else an
   // operator adds there is written again on every provision, not wiped.
-  properties: union(extraAppSettings, coreSettings, optionalSettings, rtjTokenSettings, secretSettings)
+  properties: union(extraAppSettings, coreSettings, optionalSettings, rtjTokenSettings, secretSettings, orgTableSettings, orgAppSettings)
 }
 
 output name string = site.name

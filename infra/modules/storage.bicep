@@ -8,6 +8,12 @@ param tags object = {}
 param deploymentContainerName string
 param stateTableName string
 
+@description('Serve many orgs: also create the org registry table.')
+param multiOrg bool = false
+
+@description('Org registry table (ORG_TABLE_NAME), created only when multiOrg is true.')
+param orgTableName string = 'channelorgs'
+
 @description('Container that receives ACS events Event Grid could not deliver (STOP replies must never be lost).')
 param deadLetterContainerName string
 
@@ -135,6 +141,13 @@ resource tableDiagnostics 'Microsoft.Insights/diagnosticSettings@2021-05-01-prev
 resource stateTable 'Microsoft.Storage/storageAccounts/tableServices/tables@2023-05-01' = {
   parent: tableService
   name: stateTableName
+}
+
+// The org registry (MULTI_ORG): one row per customer org, PartitionKey 'org', RowKey = organization id.
+// Same account and role as the state table (Storage Table Data Contributor covers both).
+resource orgTable 'Microsoft.Storage/storageAccounts/tableServices/tables@2023-05-01' = if (multiOrg) {
+  parent: tableService
+  name: orgTableName
 }
 
 output name string = storage.name

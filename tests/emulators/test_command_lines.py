@@ -22,6 +22,7 @@ ROOT = Path(__file__).resolve().parents[2]
         ("devtools.emulators.acs", "/sms?api-version=2021-03-07", 401),  # no HMAC / bearer
         ("devtools.emulators.loopback_provider", "/messages", 401),  # no bearer key
         ("devtools.emulators.whatsapp", "/v21.0/106540352242922/messages", 401),  # no bearer token (issue #17)
+        ("devtools.emulators.keyvault", "/secrets/twilio-auth-token?api-version=7.5", 401),  # no bearer token
     ],
 )
 def test_command_line_prints_url_serves_and_stops_on_interrupt(module: str, path: str, expected: int) -> None:
@@ -31,7 +32,7 @@ def test_command_line_prints_url_serves_and_stops_on_interrupt(module: str, path
         assert proc.stdout is not None
         url = proc.stdout.readline().strip()
         assert url.startswith("http://127.0.0.1:")
-        method = requests.get if module.endswith("dataverse") else requests.post
+        method = requests.get if module.endswith(("dataverse", "keyvault")) else requests.post
         assert method(f"{url}{path}", timeout=30).status_code == expected  # generous: a loaded CI machine
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=30) == 0

@@ -102,6 +102,10 @@ APP_SETTINGS = {
     "RTJ_TOKEN_CLIENT_ID",
     "APPLICATIONINSIGHTS_CONNECTION_STRING",
     "APPLICATIONINSIGHTS_AUTHENTICATION_STRING",
+    "MULTI_ORG",
+    "ORG_TABLE_NAME",
+    "ORG_APP_CLIENT_ID",
+    "KEY_VAULT_URI",
 }
 KEY_VAULT_REFERENCE_SETTINGS = {"TWILIO_AUTH_TOKEN", "ACS_EVENTGRID_SECRET", "RTJ_OUTBOUND_SECRET"}
 DEPRECATED_FLEX_SETTINGS = {
@@ -282,7 +286,10 @@ def violations_storage(infra: Infra) -> list[str]:
             out.append(f"storage {key} must be {value!r}, got {props.get(key)!r}")
     if not st.resources_of_type("Microsoft.Storage/storageAccounts/blobServices/containers"):
         out.append("deployment blob container missing")
-    tables = st.resources_of_type("Microsoft.Storage/storageAccounts/tableServices/tables")
+    # The state table, always; the org registry table (multi-org) is checked in test_bicep_multi_org.py.
+    tables = [
+        t for t in st.resources_of_type("Microsoft.Storage/storageAccounts/tableServices/tables") if not t.condition
+    ]
     if len(tables) != 1:
         out.append("state table (tableServices/tables) missing")
     elif infra[MAIN].modules["storage"].value["params"].get(str(tables[0].value["name"])) != Expr("stateTableName"):
