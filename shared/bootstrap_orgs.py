@@ -13,20 +13,24 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
 
 from shared.adapters.dataverse import DataverseClient
+from shared.adapters.keyvault import KeyVaultConfigError, KeyVaultSecrets, SecretUnavailable, key_vault_secrets
 from shared.adapters.org_table import org_table
-from shared.adapters.tokens import StaticToken, TokenSelectionError, dataverse_tokens
+from shared.adapters.org_tokens import org_tokens
+from shared.adapters.tokens import StaticToken, TokenSelectionError
 from shared.app.deps import Deps
 from shared.domain.errors import TransientError, UnknownOrganization
 from shared.domain.phone import strip_channel_prefix
 from shared.log import log_event
-from shared.orgs.model import OrgConfigError, OrgRecord, org_id_of, org_settings
+from shared.orgs.model import SECRET_SUFFIX, OrgConfigError, OrgRecord, org_id_of, org_settings
 from shared.orgs.registry import OrgRegistry
 from shared.ports import Clock, KeyValueStore, QueuePublisher
 from shared.settings import Settings
+from shared.urls import is_loopback_host
 
 
 @dataclass(frozen=True)
@@ -95,7 +99,8 @@ class OrgTenants:
                 return built[1]
             try:
                 deps = self._build(record)
-            except (OrgConfigError, TokenSelectionError) as bad:  # fixed by the operator: retried until then
+            except (OrgConfigError, TokenSelectionError, SecretUnavailable, KeyVaultConfigError) as bad:
+                # fixed by the operator (the row, the vault, consent): retried with backoff until then
                 log_event("org.unusable", org_id=key, reason=str(bad)[:500])
                 raise TransientError(str(bad)) from None
             with self._lock:
@@ -120,19 +125,56 @@ class OrgTenants:
 def build_tenants(
     settings: Settings, infra: Infra, assemble_deps: Assemble, build_dataverse: Callable[..., DataverseClient]
 ) -> OrgTenants:
-    registry = OrgRegistry(
-        org_table(settings, _storage_credential(settings, infra)), settings, cache_seconds=settings.org_cache_seconds
-    )
+    table = org_table(settings, _storage_credential(settings, infra))
+    registry = OrgRegistry(table, settings, cache_seconds=settings.org_cache_seconds)
     home = assemble_deps(settings, NoOrgDataverse(), infra)
+    tokens = org_tokens(
+        app_client_id=settings.org_app_client_id,
+        managed_identity_client_id=settings.azure_client_id,
+        authority=settings.org_token_authority,
+        static_token=settings.dataverse_static_token,
+        credential=infra.credential,
+    )
+    vault = _Vault(settings, infra)
 
     def build(record: OrgRecord) -> Deps:
-        effective = org_settings(settings, record, _secret_reader(settings, record))
-        tokens = _org_tokens(settings, record, infra)
-        dataverse = build_dataverse(effective, tokens, infra.session)
+        effective = org_settings(settings, record, vault.reader(record))
+        dataverse = build_dataverse(
+            effective, tokens.tokens_for(record.environment_url, record.tenant_id), infra.session
+        )
         query = f"?org={record.org_id}" if record.own_provider_credentials else ""
         return assemble_deps(effective, dataverse, infra, org_id=record.org_id, callback_query=query)
 
     return OrgTenants(registry, home, build, settings.org_cache_seconds)
+
+
+class _Vault:
+    """The Key Vault an org's secrets are read from by name (built on first use: only orgs that bring secrets)."""
+
+    def __init__(self, settings: Settings, infra: Infra) -> None:
+        self._settings = settings
+        self._infra = infra
+        self._secrets: KeyVaultSecrets | None = None
+        self._lock = threading.Lock()
+
+    def reader(self, record: OrgRecord) -> Callable[[str], str] | None:
+        if not record.secret_names:
+            return None
+        uri = self._settings.key_vault_uri
+        if not uri:
+            names = ", ".join(f"{name}{SECRET_SUFFIX}" for name in sorted(record.secret_names))
+            raise OrgConfigError(f"org {record.org_id}: {names}: needs KEY_VAULT_URI (the vault holding the secret)")
+        with self._lock:
+            if self._secrets is None:
+                loopback = is_loopback_host(urlsplit(uri).hostname)
+                self._secrets = key_vault_secrets(
+                    uri,
+                    managed_identity_client_id=self._settings.azure_client_id,
+                    static_token=self._settings.dataverse_static_token if loopback else None,  # emulator only
+                    credential=self._infra.credential,
+                    session=self._infra.session,
+                )
+            return self._secrets.get
 
 
 def _storage_credential(settings: Settings, infra: Infra) -> Any:
@@ -141,15 +183,3 @@ def _storage_credential(settings: Settings, infra: Infra) -> Any:
     from shared.adapters.tokens import default_credential
 
     return infra.credential or default_credential(settings.storage_client_id or settings.azure_client_id)
-
-
-def _secret_reader(settings: Settings, record: OrgRecord) -> Callable[[str], str] | None:
-    if not record.secret_names:
-        return None
-    raise OrgConfigError(f"org {record.org_id}: Key Vault secrets are not wired yet")
-
-
-def _org_tokens(settings: Settings, record: OrgRecord, infra: Infra) -> Any:
-    return dataverse_tokens(
-        record.environment_url, static_token=settings.dataverse_static_token, credential=infra.credential
-    )

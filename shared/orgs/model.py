@@ -39,6 +39,7 @@ ORG_SETTINGS: tuple[str, ...] = (
     "TWILIO_ACCOUNT_SID",
     "TWILIO_FROM",
     "TWILIO_MESSAGING_SERVICE_SID",
+    "TWILIO_API_BASE_URL",  # a customer account in another Twilio region (e.g. https://api.dublin.ie1.twilio.com)
     "ACS_ENDPOINT",
     "ACS_FROM",
     "WHATSAPP_PHONE_NUMBER_ID",

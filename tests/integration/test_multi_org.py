@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from devtools.emulators.dataverse import DataverseEmulator
+from devtools.emulators.keyvault import KeyVaultEmulator
 from devtools.emulators.twilio import TwilioEmulator
 from devtools.host import LocalHost
 from devtools.messages import ActivitySpec, activity_message
@@ -315,3 +316,58 @@ def test_an_activity_id_of_another_org_is_refused(deployment: Deployment) -> Non
     (poisoned,) = deployment.host.queue.on(POISON)
     assert (poisoned.application_properties or {})["DeadLetterReason"] == "activity_of_another_organization"
     assert len(deployment.twilio.messages) == 1 and deployment.orgs[ORG_B].interactions == []
+
+
+OWN_SID, OWN_TOKEN = "AC" + "3" * 32, "fabrikam-own-auth-token"
+
+
+@pytest.fixture
+def own_account(deployment: Deployment, monkeypatch: pytest.MonkeyPatch) -> Iterator[TwilioEmulator]:
+    """Org B brings its own Twilio account (another region's API): its auth token is a Key Vault secret, by name."""
+    vault, twilio_b = KeyVaultEmulator(token=TOKEN), TwilioEmulator(account_sid=OWN_SID, auth_token=OWN_TOKEN)
+    vault.set_secret("fabrikam-twilio-token", OWN_TOKEN)
+    env = {**deployment.host.environ, "KEY_VAULT_URI": vault.url}
+    monkeypatch.setenv("KEY_VAULT_URI", vault.url)
+    settings = load_settings(env)
+    overrides = {
+        "MESSAGE_BODY_COLUMN": B.body_column,
+        "CONTACT_PHONE_COLUMN": B.phone_column,
+        "TWILIO_FROM": SENDER_B,
+        "TWILIO_ACCOUNT_SID": OWN_SID,
+        "TWILIO_API_BASE_URL": twilio_b.url,
+    }
+    deployment.registry.update(
+        ORG_B,
+        lambda r: OrgRecord(
+            **{**r.__dict__, "overrides": overrides, "secret_names": {"TWILIO_AUTH_TOKEN": "fabrikam-twilio-token"}}
+        ),
+    )
+    service = bootstrap.build_service(settings, queue=deployment.host.queue)
+    bootstrap.install(service)
+    deployment.service = service
+    try:
+        yield twilio_b
+    finally:
+        twilio_b.stop()
+        vault.stop()
+
+
+def test_an_org_with_its_own_provider_account_sends_and_verifies_with_it(
+    deployment: Deployment, own_account: TwilioEmulator
+) -> None:
+    _, _, row_b = activity_b = deployment.activity(B)
+    assert deployment.deliver(deployment.activity(A), activity_b)
+    ((isv_message,), (own_message,)) = deployment.twilio.messages, own_account.messages
+    assert isv_message.to == A.phone and (own_message.to, own_message.from_) == (B.phone, SENDER_B)
+    assert (
+        own_message.status_callback == f"{deployment.callback_base}/api/callbacks/twilio?org={ORG_B}&activity={row_b}"
+    )
+    assert own_account.send_status(own_message.sid, "delivered")[0] == 200  # signed with the org's own token
+    assert deployment.interactions(ORG_B) == [("sent", B.table), ("delivered", B.table)]
+    # the same callback signed with the deployment's token is refused: only the org's secret verifies its URL
+    forged = own_account.send_status(own_message.sid, "failed", signature="not-the-org-signature")
+    assert forged[0] == 403
+    url = deployment.callback_base + f"/api/callbacks/twilio?org={ORG_B}"
+    assert own_account.send_inbound(url, B.phone, SENDER_B, "STOP")[0] == 200
+    assert deployment.orgs[ORG_B].interactions[-1]["TriggerKeyword"] == "stop"
+    assert deployment.interactions(ORG_A) == [("sent", A.table)]
