@@ -21,8 +21,8 @@ from shared.service import ChannelService
 from tests.fakes import FakeClock, FakeDataverse, config
 from tests.helpers import CONTACT_ID, MESSAGE_ID, MESSAGE_TABLE
 
-TARGETS = 13  # test_fuzz_context.py: 4; test_fuzz_callbacks.py: 2 + one per provider module (twilio, loopback, acs,
-# whatsapp); test_fuzz_links.py: 1; test_fuzz_whatsapp.py: 2
+TARGETS = 15  # test_fuzz_context.py: 4; test_fuzz_callbacks.py: 2 + one per provider module (twilio, loopback, acs,
+# whatsapp); test_fuzz_links.py: 1; test_fuzz_whatsapp.py: 2; test_fuzz_orgs.py: 2
 _TOTAL = os.environ.get("FUZZ_EXAMPLES")
 EXAMPLES = -(-int(_TOTAL) // TARGETS) if _TOTAL else 300
 TWILIO_SID = "AC" + "a" * 32
