@@ -157,7 +157,12 @@ def run_org_checks(
     results.append(check_state_table(settings))
     results.extend(check_queues(settings, servicebus))
     if record.own_provider_credentials and reader is None:
-        results.append(skipped("provider", "the org's own provider secrets could not be read (see org-secret)"))
+        results.append(
+            skipped(
+                f"provider:{settings.channel_provider}",
+                "the org's own provider secrets could not be read (see org-secret)",
+            )
+        )
     else:
         results.append(check_provider(settings, session))
     return results

@@ -84,7 +84,8 @@ def check_enabled(record: OrgRecord) -> CheckResult:
 def check_secrets(
     base: Settings, record: OrgRecord, readers: SecretReaderFactory
 ) -> tuple[list[CheckResult], SecretReader | None]:
-    """Each Key Vault secret the row names, read by name (never printed); the reader when all of them were read."""
+    """Each Key Vault secret the row names, read once by name (never printed); when all of them were read, a reader
+    of those values for the org's effective settings."""
     if not record.secret_names:
         return [ok("org-secrets", "none of its own (the deployment's provider credentials are used)")], None
     try:
@@ -92,6 +93,7 @@ def check_secrets(
     except OrgAccessUnavailable as exc:
         return [problem("org-secrets", str(exc), "set KEY_VAULT_URI to the vault holding the org's secrets")], None
     results = []
+    values: dict[str, str] = {}
     for setting, secret in sorted(record.secret_names.items()):
         name = f"org-secret:{setting}"
         try:
@@ -110,8 +112,9 @@ def check_secrets(
         if not value:
             results.append(problem(name, f"Key Vault secret '{secret}' is empty", f"set the value of {setting}"))
         else:
+            values[secret] = value
             results.append(ok(name, f"Key Vault secret '{secret}' readable"))
-    return results, (None if any(r.is_problem for r in results) else reader)
+    return results, (None if any(r.is_problem for r in results) else values.__getitem__)
 
 
 def check_org_settings(
