@@ -30,7 +30,15 @@ from azure.core.exceptions import AzureError
 from cli.common import read_environ
 from cli.doctor.org_access import OrgTokenSource, open_table, org_dataverse_tokens
 from cli.org_view import describe, list_table, record_json
-from shared.orgs.model import ORG_SETTINGS, SECRET_SETTINGS, SECRET_SUFFIX, OrgConfigError, OrgRecord, org_id_of
+from shared.orgs.model import (
+    ORG_SETTINGS,
+    SECRET_SETTINGS,
+    SECRET_SUFFIX,
+    OrgConfigError,
+    OrgRecord,
+    org_id_of,
+    web_api_url,
+)
 from shared.orgs.registry import OrgExists, OrgRegistry, OrgTable, UnknownOrg
 from shared.ports import Conflict
 from shared.settings import ConfigurationError, Settings, load_settings
@@ -78,24 +86,18 @@ def _parser() -> argparse.ArgumentParser:
         parser.add_argument("--url", required=required, help="the org's Web API URL (or its environment URL)")
         parser.add_argument("--tenant", required=required, help="the customer's Entra tenant (directory) id")
         parser.add_argument("--name", help="display name")
-        parser.add_argument(
-            "--set",
-            dest="overrides",
-            type=_assignment,
-            action="append",
-            default=[],
-            metavar="SETTING=value",
-            help="override an app setting for this org: " + ", ".join(ORG_SETTINGS),
-        )
-        parser.add_argument(
-            "--secret",
-            dest="secrets",
-            type=_assignment,
-            action="append",
-            default=[],
-            metavar="SETTING=SECRET_NAME",
-            help="the NAME of a Key Vault secret (in KEY_VAULT_URI) holding this org's " + ", ".join(SECRET_SETTINGS),
-        )
+        for flag, dest, metavar, text in (
+            ("--set", "overrides", "SETTING=value", "override an app setting for this org: " + ", ".join(ORG_SETTINGS)),
+            (
+                "--secret",
+                "secrets",
+                "SETTING=SECRET_NAME",
+                "the NAME of a Key Vault secret (in KEY_VAULT_URI) holding this org's " + ", ".join(SECRET_SETTINGS),
+            ),
+        ):
+            parser.add_argument(
+                flag, dest=dest, type=_assignment, action="append", default=[], metavar=metavar, help=text
+            )
         parser.add_argument(
             "--check", action="store_true", help="call the org's WhoAmI with its token; refuse another org's id"
         )
@@ -175,8 +177,6 @@ def _apply(record: OrgRecord, args: argparse.Namespace) -> OrgRecord:
 
 
 def _web_api_url(value: str) -> str:
-    from shared.orgs.model import web_api_url
-
     try:
         return web_api_url(value)
     except ValueError:
@@ -225,7 +225,15 @@ def cmd_add(ctx: Context, args: argparse.Namespace) -> int:
     return 0
 
 
+_UPDATE_OPTIONS = ("url", "tenant", "name", "overrides", "secrets", "unset", "enable", "disable")
+
+
 def cmd_update(ctx: Context, args: argparse.Namespace) -> int:
+    if not any(getattr(args, name) not in (None, False, []) for name in _UPDATE_OPTIONS) and not args.check:
+        raise CommandError(
+            "nothing to change: pass --url, --tenant, --name, --set, --secret, --unset, --enable or --disable "
+            "(or --check to check the org)"
+        )
     changed = _update(ctx, args.org_id, lambda current: _apply(current, args), check=args.check)
     ctx.out.write(f"updated org {changed.org_id}{_named(changed)} ({_state(changed)}); {_takes_effect(ctx)}\n")
     ctx.warn_multi_org()

@@ -117,7 +117,10 @@ def run_checks(
     session = session or requests.Session()
     if options.org is not None:
         return results + run_org_checks(settings, environ, options, servicebus, credential, session, access)
-    results += run_dataverse_checks(settings, environ, options, credential, session)
+    if settings.multi_org and not settings.dataverse_url:
+        results.append(skipped("dataverse", "MULTI_ORG=true: check each org with --org <id> (channel org list)"))
+    else:
+        results += run_dataverse_checks(settings, environ, options, credential, session)
     results.append(check_state_table(settings))
     results.extend(check_queues(settings, servicebus))
     results.append(check_provider(settings, session))

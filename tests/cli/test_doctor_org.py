@@ -246,3 +246,11 @@ def test_add_check_with_an_unreachable_org_exits_1(org: Org) -> None:
     assert code == 1
     assert f"org {OTHER_ORG}: --check: WhoAmI at {url}/api/data/v9.2 failed" in err
     assert table.get(OTHER_ORG) is None
+
+
+def test_without_org_a_multi_org_deployment_points_to_it(org: Org, bus: FakeServiceBus) -> None:
+    out = io.StringIO()
+    code = doctor.main([], environ=multi_env(org), servicebus=bus, out=out)
+    assert code == 0, out.getvalue()
+    assert "MULTI_ORG=true: check each org with --org <id>" in lines(out.getvalue(), "skipped", "dataverse")[0]
+    assert lines(out.getvalue(), "ok", "state-table") and lines(out.getvalue(), "ok", "provider:twilio")

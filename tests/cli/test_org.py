@@ -313,3 +313,9 @@ def test_an_unreachable_table_exits_1() -> None:
     err = io.StringIO()
     assert org_cli.main(["list"], environ=env, out=io.StringIO(), err=err) == 1
     assert "the org registry table channelorgs could not be reached" in err.getvalue()
+
+
+def test_update_without_a_change_is_refused(run: Run) -> None:
+    assert run.add_a()[0] == 0
+    code, _, err = run("update", ORG_A)
+    assert code == 2 and "nothing to change: pass --url, --tenant" in err
