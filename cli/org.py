@@ -133,6 +133,12 @@ def _setting_name(name: str, allowed: tuple[str, ...], what: str) -> str:
 
 
 def _changes(args: argparse.Namespace) -> tuple[dict[str, str], dict[str, str]]:
+    for name, _ in args.overrides:
+        if name.strip().upper() in SECRET_SETTINGS:
+            raise CommandError(
+                f"{name.strip().upper()} is a secret: the registry never holds secret values; store it in Key Vault "
+                f"(KEY_VAULT_URI) and pass --secret {name.strip().upper()}=<secret name>"
+            )
     overrides = {_setting_name(n, ORG_SETTINGS, "a setting an org can override"): v for n, v in args.overrides}
     secrets = {
         _setting_name(n.upper().removesuffix(SECRET_SUFFIX), SECRET_SETTINGS, "a secret an org can bring"): v

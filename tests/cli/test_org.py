@@ -319,3 +319,11 @@ def test_update_without_a_change_is_refused(run: Run) -> None:
     assert run.add_a()[0] == 0
     code, _, err = run("update", ORG_A)
     assert code == 2 and "nothing to change: pass --url, --tenant" in err
+
+
+def test_a_secret_value_is_never_stored(run: Run) -> None:
+    code, _, err = run.add_a("--set", "TWILIO_AUTH_TOKEN=the-real-token-value")
+    assert code == 2
+    assert "TWILIO_AUTH_TOKEN is a secret: the registry never holds secret values" in err
+    assert "--secret TWILIO_AUTH_TOKEN=<secret name>" in err and "the-real-token-value" not in err
+    assert run.table.get(ORG_A) is None
