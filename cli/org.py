@@ -256,15 +256,20 @@ def cmd_disable(ctx: Context, args: argparse.Namespace) -> int:
 
 
 def _update(ctx: Context, org_id: str, change: Callable[[OrgRecord], OrgRecord], *, check: bool = False) -> OrgRecord:
-    if not check:
-        return ctx.registry.update(org_id, change)
+    dropped: tuple[str, ...] = ()
 
-    def checked(current: OrgRecord) -> OrgRecord:
+    def changed(current: OrgRecord) -> OrgRecord:
+        nonlocal dropped
+        dropped = current.unknown  # properties no org may set (a hand-edited row): not written back
         record = change(current)
-        _check_whoami(ctx, record)
+        if check:
+            _check_whoami(ctx, record)
         return record
 
-    return ctx.registry.update(org_id, checked)
+    saved = ctx.registry.update(org_id, changed)
+    if dropped:
+        ctx.err.write(f"note: dropped what no org can set: {', '.join(dropped)}\n")
+    return saved
 
 
 def cmd_remove(ctx: Context, args: argparse.Namespace) -> int:

@@ -327,3 +327,11 @@ def test_a_secret_value_is_never_stored(run: Run) -> None:
     assert "TWILIO_AUTH_TOKEN is a secret: the registry never holds secret values" in err
     assert "--secret TWILIO_AUTH_TOKEN=<secret name>" in err and "the-real-token-value" not in err
     assert run.table.get(ORG_A) is None
+
+
+def test_update_repairs_a_hand_edited_row_and_says_what_it_dropped(run: Run) -> None:
+    run.table.insert(ORG_A, {"WebApiUrl": URL_A, "TenantId": TENANT, "Enabled": True, "DATAVERSE_URL": "x"})
+    code, _, err = run("disable", ORG_A)
+    assert code == 0, err
+    assert "note: dropped what no org can set: DATAVERSE_URL" in err
+    assert "DATAVERSE_URL" not in run.row() and run.row()["Enabled"] is False
