@@ -12,6 +12,7 @@ COMMANDS = {
     "report": ("cli.report", "render a run's JSON-lines logs as an HTML report with charts, and a text summary"),
     "ambiguous": ("cli.ambiguous", "list the sends still being reconciled with the provider, and why"),
     "provision": ("cli.provision", "create or update the Dataverse side: table, tile, service endpoint, step"),
+    "org": ("cli.org", "register the customer orgs a multi-org deployment serves: add / list / show / update / ..."),
 }
 
 

@@ -65,8 +65,8 @@ def _parser() -> argparse.ArgumentParser:
         description="Create or update the channel's Dataverse side (idempotent). See docs/deploy.md.",
     )
     p.add_argument("--dataverse-url", default=os.environ.get("DATAVERSE_URL"), help="default: env DATAVERSE_URL")
-    p.add_argument("--prefix", required=True, help="solution publisher customization prefix, e.g. cr123")
-    p.add_argument("--solution", required=True, help="unique name of the unmanaged solution (created if missing)")
+    p.add_argument("--prefix", help="solution publisher customization prefix, e.g. cr123 (required)")
+    p.add_argument("--solution", help="unique name of the unmanaged solution, created if missing (required)")
     p.add_argument("--publisher", help="unique name of a new publisher (default: <solution>Publisher)")
     p.add_argument("--namespace", help="Service Bus namespace name (SERVICE_BUS_NAMESPACE); not with --rtj-only")
     p.add_argument("--queue", help="activity queue (ACTIVITY_QUEUE_NAME); not with --rtj-only")
@@ -92,7 +92,20 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--lookup-view-id", help="override the table's lookup view id in the tile")
     p.add_argument("--quick-view-form-id", help="override the table's quick view form id in the tile")
     p.add_argument("--create-app-user", metavar="CLIENT_ID", help="create the application user (AZURE_CLIENT_ID)")
-    p.add_argument("--business-unit", help="business unit id or name for --create-app-user (default: root)")
+    p.add_argument(
+        "--business-unit", help="business unit id or name for --create-app-user / --application-user (default: root)"
+    )
+    p.add_argument(
+        "--app-user-role",
+        metavar="ROLE_NAME",
+        help="security role (exact name, in the user's business unit) to assign to the application user",
+    )
+    p.add_argument(
+        "--application-user",
+        metavar="ORG_APP_CLIENT_ID",
+        help="multi-org (docs/multi-org.md), run by the customer's admin: ONLY the application user of the ISV's "
+        "multi-tenant app, with --app-user-role; no --prefix / --solution, nothing else is created",
+    )
     rtj = p.add_argument_group("real-time journeys (docs/real-time-journeys.md)")
     rtj.add_argument("--rtj", action="store_true", help="also create the real-time journeys custom channel")
     rtj.add_argument(
@@ -262,6 +275,7 @@ def options_from_args(args: argparse.Namespace) -> ProvisionOptions:
         publisher=args.publisher,
         app_user_client_id=args.create_app_user,
         business_unit=args.business_unit,
+        app_user_role=args.app_user_role,
         outbound=outbound_options if outbound else None,
         rtj=_rtj_options(args),
         whatsapp=args.whatsapp,
@@ -287,7 +301,10 @@ def report(options: ProvisionOptions, result: ProvisionResult, *, dry_run: bool,
     w("\nRemaining manual step: the Dataverse application user of the Function app's managed identity\n")
     if options.app_user_client_id:
         w(f"  application user for {options.app_user_client_id}: " + ("would be created" if dry_run else "present"))
-        w("; assign it the security role below.\n")
+        if options.app_user_role:
+            w(f"; security role '{options.app_user_role}' assigned (it needs the privileges below).\n")
+        else:
+            w("; assign it the security role below (or re-run with --app-user-role <name>).\n")
     else:
         w(
             "  Power Platform admin center → the environment → Settings → Users + permissions → Application users →\n"
@@ -358,6 +375,13 @@ def main(argv: list[str] | None = None, *, out: TextIO | None = None, client: An
     def say(text: str) -> None:
         out.write(text + "\n")
 
+    if args.application_user:
+        from cli.provision_app_user import run_application_user
+
+        return run_application_user(args, _parser(), client, out)
+    missing = [flag for flag in ("--prefix", "--solution") if not getattr(args, flag.removeprefix("--"))]
+    if missing:
+        _parser().error(f"the following arguments are required: {', '.join(missing)}")
     try:
         options = options_from_args(args)
         url = _check_url(args.dataverse_url)

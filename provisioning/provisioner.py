@@ -11,16 +11,16 @@ steps (outbound marketing has been removed from every org, and the RTJ part need
 
 from __future__ import annotations
 
-import uuid
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from provisioning.app_user import AppUserOptions, AppUserResult, AppUserSteps
 from provisioning.definition import ChannelDefinition
 from provisioning.gateway import Gateway
 from provisioning.outbound import CONTRACTS, OutboundOptions, OutboundResult, OutboundSteps
 from provisioning.rtj import RtjOptions, RtjResult, RtjSteps
-from provisioning.tables import PUBLISHER, SOLUTION, SYSTEM_USER
+from provisioning.tables import PUBLISHER, SOLUTION
 from provisioning.toolkit import ProvisionError, Steps, checked, ensure_row, lit
 from provisioning.whatsapp import WhatsAppPartSteps, WhatsAppSteps
 
@@ -49,6 +49,7 @@ class ProvisionOptions:
     publisher: str | None = None
     app_user_client_id: str | None = None
     business_unit: str | None = None
+    app_user_role: str | None = None  # security role to assign to the application user
     outbound: OutboundOptions | None = None  # the outbound-marketing steps (table, tile, service endpoint, step)
     rtj: RtjOptions | None = None  # the real-time journeys steps
     whatsapp: bool = False  # --whatsapp: template columns and form (outbound), template parts (--rtj) (issue #17)
@@ -64,7 +65,11 @@ class ProvisionResult:
     notes: list[str] = field(default_factory=list)
     outbound: OutboundResult = field(default_factory=OutboundResult)
     rtj: RtjResult | None = None
-    app_user_id: str = ""
+    app_user: AppUserResult | None = None
+
+    @property
+    def app_user_id(self) -> str:
+        return self.app_user.user_id if self.app_user is not None else ""
 
     @property
     def tile(self) -> str:
@@ -86,6 +91,12 @@ class Provisioner:
         parts = (
             WhatsAppPartSteps(self.steps, self.opt.rtj.channel) if rtj and self.opt.rtj and self.opt.whatsapp else None
         )
+        app_user = None
+        if self.opt.app_user_client_id:
+            app_user = AppUserSteps(
+                self.steps,
+                AppUserOptions(self.opt.app_user_client_id, self.opt.app_user_role, self.opt.business_unit),
+            )
         checked(PUBLISHER, self.publisher_body())
         checked(SOLUTION, self.solution_body("<publisher id>"))
         if outbound is not None:
@@ -94,6 +105,8 @@ class Provisioner:
             rtj.preflight()
         if parts is not None:
             parts.preflight()
+        if app_user is not None:
+            app_user.preflight()  # the role exists before anything is written
         self.ensure_solution()
         if outbound is not None:
             self.result.outbound = outbound.run()
@@ -104,8 +117,8 @@ class Provisioner:
             self.result.rtj = rtj.run()
             if parts is not None:
                 parts.run()
-        if self.opt.app_user_client_id:
-            self.ensure_app_user(self.opt.app_user_client_id)
+        if app_user is not None:
+            self.result.app_user = app_user.run()
         return self.result
 
     # --- publisher + solution -----------------------------------------------------------------------
@@ -174,44 +187,3 @@ class Provisioner:
             placeholder="<new solution id>",
         )
         self.steps.changed(f"create solution {self.opt.solution}")
-
-    # --- application user --------------------------------------------------------------------------------
-    def _business_unit_id(self) -> str:
-        wanted = self.opt.business_unit
-        if wanted and _is_guid(wanted):
-            return wanted.lower()
-        flt = f"name eq {lit(wanted)}" if wanted else "_parentbusinessunitid_value eq null"
-        units = self.steps.rows("businessunits", ("businessunitid", "name"), flt, what="business unit")
-        if len(units) != 1:
-            raise ProvisionError(
-                f"business unit {wanted or '(root)'}: found {len(units)}; pass --business-unit <id or exact name>"
-            )
-        return str(units[0]["businessunitid"])
-
-    def ensure_app_user(self, client_id: str) -> None:
-        if not _is_guid(client_id):
-            raise ProvisionError(f"--create-app-user needs the managed identity's client id (a GUID), not {client_id}")
-        outcome = ensure_row(
-            self.steps,
-            SYSTEM_USER,
-            {},
-            what=f"application user {client_id}",
-            where=f"applicationid eq {client_id.lower()}",
-            select=("systemuserid", "applicationid"),
-            body=lambda: {
-                "applicationid": client_id.lower(),
-                "businessunitid@odata.bind": f"/businessunits({self._business_unit_id()})",
-            },
-            created_text=f"create application user for client id {client_id}",
-            in_solution=False,
-            placeholder="<new systemuser id>",
-        )
-        self.result.app_user_id = outcome.id
-
-
-def _is_guid(value: str) -> bool:
-    try:
-        uuid.UUID(value)
-    except ValueError:
-        return False
-    return len(value) == 36

@@ -47,7 +47,7 @@ COLUMNS: dict[str, dict[str, int | None]] = {
         "supporteddeployment": None,
         "asyncautodelete": None,
     },
-    "systemuser": {"applicationid": None},
+    "systemuser": {"applicationid": None, "isdisabled": None},
     "customapi": {
         "uniquename": 128,
         "name": 100,

@@ -42,12 +42,25 @@ from cli.doctor.metadata import (
     parse_action_parameters,
     rtj_action_calls,
 )
+from cli.doctor.org_access import OrgTokenSource, key_vault_reader, open_table, org_dataverse_tokens
+from cli.doctor.org_checks import (
+    ORG_SKIPPED,
+    OrgTarget,
+    SecretReaderFactory,
+    check_enabled,
+    check_multi_org,
+    check_org_id,
+    check_org_settings,
+    check_registered,
+    check_secrets,
+)
 from cli.doctor.provider import check_provider
 from cli.doctor.results import CheckResult, ok, problem, render, skipped
 from cli.doctor.rtj import CUSTOM_API_CHECK, check_custom_api, check_relay_auth, check_rtj_action, custom_api_name
 from cli.doctor.whatsapp import check_template_columns
 from shared.adapters.dataverse import ACTION
 from shared.adapters.tokens import TokenCredentialLike
+from shared.orgs.registry import OrgRegistry, OrgTable
 from shared.settings import Settings
 
 __all__ = [
@@ -75,6 +88,16 @@ class DoctorOptions:
 
     message_table: str | None = None
     rtj_custom_api: str | None = None
+    org: str | None = None  # --org: every check against that registered org's effective settings
+
+
+@dataclass(frozen=True)
+class OrgAccess:
+    """How ``--org`` reaches the registry, the org's Dataverse and its Key Vault secrets (tests inject doubles)."""
+
+    table: OrgTable | None = None
+    tokens: OrgTokenSource | None = None
+    secrets: SecretReaderFactory | None = None
 
 
 def run_checks(
@@ -84,6 +107,7 @@ def run_checks(
     servicebus: ServiceBusFactory | None = None,
     credential: TokenCredentialLike | None = None,
     session: requests.Session | None = None,
+    access: OrgAccess = OrgAccess(),  # frozen, never mutated
 ) -> list[CheckResult]:
     """Every check, in the documented order. Tests inject ``servicebus`` (an SDK double) and ``credential``."""
     results, settings = check_settings(environ)
@@ -91,10 +115,59 @@ def run_checks(
     if settings is None:
         return [*results, skipped("others", "fix the settings first")]
     session = session or requests.Session()
-    results += run_dataverse_checks(settings, environ, options, credential, session)
+    if options.org is not None:
+        return results + run_org_checks(settings, environ, options, servicebus, credential, session, access)
+    if settings.multi_org and not settings.dataverse_url:
+        results.append(skipped("dataverse", "MULTI_ORG=true: check each org with --org <id> (channel org list)"))
+    else:
+        results += run_dataverse_checks(settings, environ, options, credential, session)
     results.append(check_state_table(settings))
     results.extend(check_queues(settings, servicebus))
     results.append(check_provider(settings, session))
+    return results
+
+
+def run_org_checks(
+    base: Settings,
+    environ: Mapping[str, str],
+    options: DoctorOptions,
+    servicebus: ServiceBusFactory | None,
+    credential: TokenCredentialLike | None,
+    session: requests.Session,
+    access: OrgAccess,
+) -> list[CheckResult]:
+    """``--org``: the org checks, then every usual check against the org's effective settings."""
+    results = [check_multi_org(base)]
+    registry = OrgRegistry(access.table if access.table is not None else open_table(base), base, cache_seconds=0)
+    found, record = check_registered(registry, str(options.org))
+    results.append(found)
+    if record is None:
+        return [*results, ORG_SKIPPED]
+    results.append(check_enabled(record))
+    readers = access.secrets or (lambda settings: key_vault_reader(settings, credential=credential))
+    secret_results, reader = check_secrets(base, record, readers)
+    results += secret_results
+    valid, settings = check_org_settings(base, record, reader)
+    results.append(valid)
+    if settings is None:
+        return [*results, ORG_SKIPPED]
+    source = access.tokens or (lambda s, r: org_dataverse_tokens(s, r, credential=credential))
+    org_settings = settings
+    target = OrgTarget(record.org_id, tokens=lambda: source(org_settings, record))
+    # RTJ counts as configured for the org when its own row sets the relay settings too.
+    org_environ = {**environ, **record.overrides, **{name: "(Key Vault)" for name in record.secret_names}}
+    results += run_dataverse_checks(settings, org_environ, options, credential, session, target)
+    results.append(check_state_table(settings))
+    results.extend(check_queues(settings, servicebus))
+    if record.own_provider_credentials and reader is None:
+        results.append(
+            skipped(
+                f"provider:{settings.channel_provider}",
+                "the org's own provider secrets could not be read (see org-secret)",
+            )
+        )
+    else:
+        results.append(check_provider(settings, session))
     return results
 
 
@@ -104,21 +177,29 @@ def run_dataverse_checks(
     options: DoctorOptions,
     credential: TokenCredentialLike | None,
     session: requests.Session,
+    org: OrgTarget | None = None,
 ) -> list[CheckResult]:
-    """Builds the one Dataverse client and passes it to each check that needs it."""
+    """Builds the one Dataverse client and passes it to each check that needs it (``org``: that org's token, and
+    WhoAmI must answer with its id)."""
     rtj_calls = rtj_action_calls() if rtj_configured(environ, options.rtj_custom_api) else None
-    token, client = connect(settings, credential, session)
+    if org is None:
+        token, client = connect(settings, credential, session)
+    else:
+        token, client = connect(settings, credential, session, tokens=org.tokens, token_fix=org.token_fix)
+    after_whoami = ["org-id"] if org is not None else []
     if client is None:
-        return [token, *_unavailable(["whoami", "interaction-action", "message-table"], rtj_calls)]
+        return [token, *_unavailable(["whoami", *after_whoami, "interaction-action", "message-table"], rtj_calls)]
     whoami = check_whoami(client, settings)
     if whoami.is_problem:
-        return [token, whoami, *_unavailable(["interaction-action", "message-table"], rtj_calls)]
-    org = read_actions(client, [ACTION, *(rtj_calls or {})])
+        return [token, whoami, *_unavailable([*after_whoami, "interaction-action", "message-table"], rtj_calls)]
     results = [token, whoami]
-    if isinstance(org, MetadataError):
-        results.append(org.result("interaction-action"))
+    if org is not None:
+        results.append(check_org_id(client, org.org_id))
+    actions = read_actions(client, [ACTION, *(rtj_calls or {})])
+    if isinstance(actions, MetadataError):
+        results.append(actions.result("interaction-action"))
     else:
-        results.append(check_interaction_action(org[ACTION], settings.interaction_action_signature))
+        results.append(check_interaction_action(actions[ACTION], settings.interaction_action_signature))
     table_check, table = check_message_table(client, options.message_table)
     results.append(table_check)
     if table is None:
@@ -130,7 +211,7 @@ def run_dataverse_checks(
     if rtj_calls is None:
         return [*results, RTJ_NOT_CONFIGURED]
     results.append(check_relay_auth(settings))
-    results += [check_rtj_action(action, org, sent) for action, sent in rtj_calls.items()]
+    results += [check_rtj_action(action, actions, sent) for action, sent in rtj_calls.items()]
     results.append(check_custom_api(client, options.rtj_custom_api))
     return results
 
@@ -157,6 +238,7 @@ def main(
     environ: Mapping[str, str] | None = None,
     servicebus: ServiceBusFactory | None = None,
     credential: TokenCredentialLike | None = None,
+    access: OrgAccess = OrgAccess(),  # frozen, never mutated
     out: TextIO | None = None,
 ) -> int:
     parser = argparse.ArgumentParser(
@@ -177,11 +259,17 @@ def main(
     parser.add_argument(
         "--settings", metavar="FILE", help="read settings from a local.settings.json (environment wins)"
     )
+    parser.add_argument(
+        "--org",
+        metavar="ORG_ID",
+        help="run every check against this registered org (MULTI_ORG; its URL, token, overrides and secrets)",
+    )
     args = parser.parse_args(argv)
     results = run_checks(
         environ if environ is not None else read_environ(args.settings),
-        DoctorOptions(message_table=args.message_table, rtj_custom_api=args.rtj_custom_api),
+        DoctorOptions(message_table=args.message_table, rtj_custom_api=args.rtj_custom_api, org=args.org),
         servicebus=servicebus,
         credential=credential,
+        access=access,
     )
     return render(results, out or sys.stdout)

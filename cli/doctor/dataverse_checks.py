@@ -3,9 +3,9 @@ that client and what it needs as arguments, so no check relies on another having
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 from xml.etree import ElementTree
 
 import requests
@@ -27,33 +27,53 @@ from shared.settings import Settings
 TEXT_TYPES = frozenset({"String", "Memo"})
 
 
+DATAVERSE_AUTH_FIX = (
+    "locally: `az login` with an account that is an application user in the org; in Azure: set "
+    "AZURE_CLIENT_ID to the client id of the app's user-assigned managed identity"
+)
+
+
+class TokenSource(Protocol):
+    def token(self, *, force_refresh: bool = False) -> str: ...
+
+
 def connect(
-    settings: Settings, credential: TokenCredentialLike | None, session: requests.Session
+    settings: Settings,
+    credential: TokenCredentialLike | None,
+    session: requests.Session,
+    *,
+    tokens: Callable[[], TokenSource] | None = None,
+    token_fix: str = DATAVERSE_AUTH_FIX,
 ) -> tuple[CheckResult, DataverseClient | None]:
-    """The ``dataverse-token`` check, and the client every later Dataverse check uses (None when no token)."""
+    """The ``dataverse-token`` check, and the client every later Dataverse check uses (None when no token).
+
+    ``tokens`` builds the token source instead of :func:`dataverse_tokens` (``doctor --org``: the org's own)."""
     name = "dataverse-token"
     try:
-        tokens = dataverse_tokens(
-            settings.dataverse_url,
-            static_token=settings.dataverse_static_token,
-            client_id=settings.azure_client_id,
-            credential=credential,
+        source: TokenSource = (
+            tokens()
+            if tokens is not None
+            else dataverse_tokens(
+                settings.dataverse_url,
+                static_token=settings.dataverse_static_token,
+                client_id=settings.azure_client_id,
+                credential=credential,
+            )
         )
-        if isinstance(tokens, StaticToken):
+        if isinstance(source, StaticToken):
             detail = "DATAVERSE_STATIC_TOKEN (loopback emulator)"
         else:
-            tokens.token()
-            detail = f"token acquired for {tokens.scope}"
+            source.token()
+            detail = f"token acquired for {getattr(source, 'scope', settings.dataverse_scope)}"
     except Exception as exc:  # noqa: BLE001 - whatever azure-identity raises is the finding
         return problem(
             name,
             f"no token for {settings.dataverse_scope}: {exc.__class__.__name__}: {str(exc)[:300]}",
-            "locally: `az login` with an account that is an application user in the org; in Azure: set "
-            "AZURE_CLIENT_ID to the client id of the app's user-assigned managed identity",
+            token_fix,
         ), None
     client = DataverseClient(
         settings.dataverse_url,
-        tokens,
+        source,
         session=session,
         timeout=min(settings.dataverse_timeout_seconds, 15.0),
         max_retries=1,

@@ -14,7 +14,7 @@ from cli.progress import Progress
 from cli.simulate import percentile, run
 
 ROOT = Path(__file__).resolve().parents[2]
-OPERATOR_COMMANDS = ["doctor", "send-sample", "deadletter", "simulate"]
+OPERATOR_COMMANDS = ["doctor", "send-sample", "deadletter", "simulate", "org"]
 
 
 @pytest.mark.parametrize(
@@ -27,7 +27,8 @@ OPERATOR_COMMANDS = ["doctor", "send-sample", "deadletter", "simulate"]
             "show",
             "replay",
         )
-    ],
+    ]
+    + [["org", s, "--help"] for s in ("add", "update", "disable", "remove", "list", "show")],
 )
 def test_every_command_has_help(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exit_info:

@@ -80,6 +80,7 @@ SYSTEM_TABLES: dict[str, tuple[str, str, tuple[str, ...]]] = {
     "savedquery": ("savedqueries", "savedqueryid", ("name", "returnedtypecode", "querytype", "isdefault")),
     "systemform": ("systemforms", "formid", ("name", "objecttypecode", "type", "formxml")),
     "businessunit": ("businessunits", "businessunitid", ("name", "_parentbusinessunitid_value")),
+    "role": ("roles", "roleid", ("name", "_businessunitid_value", "_parentroleid_value")),
     "systemuser": (
         "systemusers",
         "systemuserid",

@@ -79,6 +79,7 @@ class DataverseEmulator(EmulatorBase):
         self.published: list[dict[str, list[str]]] = []  # PublishXml calls: {"entities": [...], "webresources": [...]}
         self.relationships: list[dict[str, Any]] = []  # 1:N relationship metadata (RelationshipDefinitions)
         self.role_privileges: dict[str, dict[str, int]] = {}  # role id -> privilege id -> depth (0-3)
+        self.user_roles: dict[str, set[str]] = {}  # systemuser id -> role ids (systemuserroles_association)
         self.polymorphic_lookups: set[tuple[str, str]] = set()  # (table, lookup column) accepting new targets
         self._limit_requests: int | None = None
         self._limit_window = 300.0

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from devtools.emulators._base import Response
-from devtools.emulators.dataverse import actions, customization, metadata, relationships, rtj, tables
+from devtools.emulators.dataverse import actions, associations, customization, metadata, relationships, rtj, tables
 from devtools.emulators.dataverse.request import Call, Handler
 
 if TYPE_CHECKING:
@@ -56,6 +56,14 @@ ROUTES: list[Route] = [
     Route(
         re.compile(r"^roles\((?P<id>[0-9a-fA-F-]{36})\)/(?:Microsoft\.Dynamics\.CRM\.)?AddPrivilegesRole$"),
         {"POST": rtj.add_privileges_role},
+    ),
+    Route(
+        re.compile(r"^systemusers\((?P<id>[0-9a-fA-F-]{36})\)/systemuserroles_association$"),
+        {"GET": associations.user_roles},
+    ),
+    Route(
+        re.compile(r"^systemusers\((?P<id>[0-9a-fA-F-]{36})\)/systemuserroles_association/\$ref$"),
+        {"POST": associations.associate_role},
     ),
     Route(re.compile(r"^(?:Microsoft\.Dynamics\.CRM\.)?PublishXml$"), {"POST": customization.publish_xml}),
     Route(
