@@ -4,7 +4,7 @@ Dataverse and Twilio emulators, Azurite and a Service Bus double; the org row in
 from __future__ import annotations
 
 import io
-import sys
+import time
 import types
 from typing import Any
 
@@ -191,26 +191,24 @@ def _real_org(org: Org) -> tuple[Any, OrgRecord]:
     return settings, record
 
 
-def test_real_orgs_get_the_per_tenant_token_of_the_org_tokens_module(org: Org, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_real_orgs_get_the_per_tenant_token_as_the_app_does(org: Org) -> None:
     settings, record = _real_org(org)
-    calls: list[tuple[Any, ...]] = []
+    asked: list[tuple[str, ...]] = []
 
-    class FakeOrgTokens:
-        def tokens_for(self, environment_url: str, tenant_id: str) -> str:
-            calls.append((environment_url, tenant_id))
-            return "tokens"
+    class Credential:  # the app registration's credential in the customer's tenant
+        def get_token(self, *scopes: str, **_: Any) -> Any:
+            asked.append(scopes)
+            return types.SimpleNamespace(token="org-token", expires_on=int(time.time()) + 3600)
 
-    module = types.ModuleType("shared.adapters.org_tokens")
-    module.org_tokens = lambda s, credential=None: calls.append((s.org_app_client_id,)) or FakeOrgTokens()  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "shared.adapters.org_tokens", module)
-    assert per_tenant_tokens(settings, record) == "tokens"
-    assert calls == [(APP,), ("https://fabrikam.crm4.dynamics.com", TENANT)]
+    tokens = per_tenant_tokens(settings, record, credential=Credential())
+    assert tokens.token() == "org-token"
+    assert asked == [("https://fabrikam.crm4.dynamics.com/.default",)]
 
 
-def test_without_the_org_tokens_module_the_hook_says_so(org: Org, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_without_org_app_client_id_the_hook_says_so(org: Org) -> None:
     settings, record = _real_org(org)
-    monkeypatch.setitem(sys.modules, "shared.adapters.org_tokens", None)
-    with pytest.raises(OrgAccessUnavailable, match=r"this build has no shared/adapters/org_tokens\.py"):
+    settings = settings.model_copy(update={"org_app_client_id": None})
+    with pytest.raises(OrgAccessUnavailable, match="set ORG_APP_CLIENT_ID"):
         per_tenant_tokens(settings, record)
 
 
