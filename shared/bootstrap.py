@@ -33,6 +33,8 @@ from shared.ports import KeyValueStore, Provider, QueuePublisher
 from shared.service import ChannelService
 from shared.settings import Settings, get_settings
 
+Accepts = Callable[[str], bool]
+
 
 class SystemClock:
     def now(self) -> datetime:
@@ -102,12 +104,23 @@ def _spent_until(rate: SharedRate) -> Callable[[], datetime | None]:
     return spent_until
 
 
-def build_provider(settings: Settings, session: requests.Session, credential: Any = None) -> Provider:
-    """The configured provider (behind a :class:`SecretGate` when its secret is an unresolved Key Vault reference)."""
-    return gate(_provider(settings, session, credential), settings.unresolved_secrets)
+def build_provider(
+    settings: Settings,
+    session: requests.Session,
+    credential: Any = None,
+    also_accept: Callable[[str], bool] | None = None,
+) -> Provider:
+    """The configured provider (behind a :class:`SecretGate` when its secret is an unresolved Key Vault reference).
+    ``also_accept``: multi-org, the registered orgs' Cloud API number ids whose webhooks the deployment's app gets."""
+    return gate(_provider(settings, session, credential, also_accept), settings.unresolved_secrets)
 
 
-def _provider(settings: Settings, session: requests.Session, credential: Any = None) -> Provider:
+def _provider(
+    settings: Settings,
+    session: requests.Session,
+    credential: Any = None,
+    also_accept: Callable[[str], bool] | None = None,
+) -> Provider:
     """The configured provider. ``credential`` is the app's token credential (ACS without an access key)."""
     callback_url = settings.callback_url(settings.channel_provider)
     if settings.channel_provider == "twilio":
@@ -160,6 +173,7 @@ def _provider(settings: Settings, session: requests.Session, credential: Any = N
             session=session,
             opt_out_payloads=settings.opt_out_payload_set,
             timeout=settings.provider_timeout_seconds,
+            also_accept=also_accept,
         )
     raise ValueError(f"unsupported provider {settings.channel_provider}")  # settings validation prevents this
 
@@ -210,13 +224,14 @@ def assemble_deps(
     *,
     org_id: str | None = None,
     callback_query: str = "",
+    also_accept: Callable[[str], bool] | None = None,
 ) -> Deps:
     """The use cases' dependencies for one org's effective settings (the only org, or a registered one).
 
     ``callback_query``: appended to the status callback URLs of its sends (``?org=<id>`` for an org that verifies
     its callbacks with its own provider credentials).
     """
-    provider = build_provider(settings, infra.session, infra.credential)
+    provider = build_provider(settings, infra.session, infra.credential, also_accept)
     rates = None
     if settings.provider_max_per_second:  # one budget per sender in the state table, shared by every instance
         rates = SharedRates(
@@ -240,7 +255,10 @@ def assemble_deps(
         dataverse,
         build_authorizer(settings, infra.session),
     )
-    return build_deps(config, dataverse, provider, infra.store, infra.queue, infra.clock, rtj=rtj, org_id=org_id)
+    sender = _default_sender(settings) if org_id else None  # its conversations route replies (multi-org)
+    return build_deps(
+        config, dataverse, provider, infra.store, infra.queue, infra.clock, rtj=rtj, org_id=org_id, sender=sender
+    )
 
 
 def build_service(

@@ -8,10 +8,11 @@ real-time journeys authorizer. The state table, Service Bus, the HTTP session an
 
 from __future__ import annotations
 
+import hashlib
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -21,6 +22,7 @@ from shared.adapters.dataverse import DataverseClient
 from shared.adapters.keyvault import KeyVaultConfigError, KeyVaultSecrets, SecretUnavailable, key_vault_secrets
 from shared.adapters.org_table import org_table
 from shared.adapters.org_tokens import org_tokens
+from shared.adapters.rtj_auth import UnavailableAuthorizer
 from shared.adapters.tokens import StaticToken, TokenSelectionError
 from shared.app.deps import Deps
 from shared.domain.errors import TransientError, UnknownOrganization
@@ -63,15 +65,22 @@ class NoOrgDataverse(DataverseClient):
 class OrgTenants:
     """The registered orgs' deps, cached per org and rebuilt when the org's row changes."""
 
-    def __init__(self, registry: OrgRegistry, home: Deps, build: Callable[[OrgRecord], Deps], cache_seconds: float):
+    def __init__(
+        self,
+        registry: OrgRegistry,
+        home: Deps,
+        build: Callable[[OrgRecord], Deps],
+        senders: RegisteredSenders,
+        fingerprint: Callable[[OrgRecord], str] = lambda record: "",
+    ) -> None:
         self._registry = registry
+        self._fingerprint = fingerprint  # of the org's Key Vault secrets as read now (cached by the vault reader)
+        self._senders = senders
         self._home = home
         self._build = build
-        self._built: dict[str, tuple[tuple[str | None, str], Deps]] = {}
+        self._built: dict[str, tuple[tuple[str | None, str, str], Deps]] = {}
         self._locks: dict[str, threading.Lock] = {}
         self._lock = threading.Lock()
-        self._ttl = cache_seconds
-        self._senders: tuple[float, dict[str, str | None]] | None = None
 
     @property
     def home(self) -> Deps:
@@ -86,40 +95,67 @@ class OrgTenants:
         if record is None:
             raise UnknownOrganization(key, "is not registered (channel org add)")
         if new_work and not record.enabled:
-            raise UnknownOrganization(key, "is disabled (channel org update --enable)")
-        with self._lock:
-            built = self._built.get(key)
-            lock = self._locks.setdefault(key, threading.Lock())
-        if built is not None and built[0] == record.version:
-            return built[1]
-        with lock:  # one build per org at a time; other orgs are never held
+            raise UnknownOrganization(key, "is disabled (channel org update --enable)", disabled=True)
+        try:
+            version = (*record.version, self._fingerprint(record))  # a rotated Key Vault secret rebuilds too
             with self._lock:
                 built = self._built.get(key)
-            if built is not None and built[0] == record.version:
+                lock = self._locks.setdefault(key, threading.Lock())
+            if built is not None and built[0] == version:
                 return built[1]
-            try:
+            with lock:  # one build per org at a time; other orgs are never held
+                with self._lock:
+                    built = self._built.get(key)
+                if built is not None and built[0] == version:
+                    return built[1]
                 deps = self._build(record)
-            except (OrgConfigError, TokenSelectionError, SecretUnavailable, KeyVaultConfigError) as bad:
-                # fixed by the operator (the row, the vault, consent): retried with backoff until then
-                log_event("org.unusable", org_id=key, reason=str(bad)[:500])
-                raise TransientError(str(bad)) from None
-            with self._lock:
-                self._built[key] = (record.version, deps)
-            log_event("org.ready", org_id=key)
-            return deps
+                with self._lock:
+                    self._built[key] = (version, deps)
+        except (OrgConfigError, TokenSelectionError, SecretUnavailable, KeyVaultConfigError) as bad:
+            # fixed by the operator (the row, the vault, consent): retried with backoff until then
+            log_event("org.unusable", org_id=key, reason=str(bad)[:500])
+            raise TransientError(str(bad)) from None
+        log_event("org.ready", org_id=key)
+        return deps
 
     def org_for_number(self, number: str) -> str | None:
+        return self._senders.owner(number)
+
+
+class RegisteredSenders:
+    """The registered orgs' configured senders (their overrides), re-read every ``ORG_CACHE_SECONDS``."""
+
+    def __init__(self, registry: OrgRegistry, cache_seconds: float) -> None:
+        self._registry = registry
+        self._ttl = cache_seconds
+        self._snapshot: tuple[float, dict[str, str | None]] | None = None
+        self._lock = threading.Lock()
+
+    def owner(self, number: str) -> str | None:
+        """The one org configured with ``number`` (or Cloud API number id); None for none or several."""
+        return self._owners().get(strip_channel_prefix(number))
+
+    def accepts(self, number_id: str) -> bool:
+        return self.owner(number_id) is not None
+
+    def _owners(self) -> dict[str, str | None]:
         now = time.monotonic()
-        if self._senders is None or now - self._senders[0] >= self._ttl:
-            owners: dict[str, str | None] = {}
-            for record in self._registry.list():
-                for setting in SENDER_SETTINGS:
-                    value = record.overrides.get(setting)
-                    if value:
-                        sender = strip_channel_prefix(value)
-                        owners[sender] = record.org_id if owners.get(sender, record.org_id) == record.org_id else None
-            self._senders = (now, owners)
-        return self._senders[1].get(strip_channel_prefix(number))
+        with self._lock:
+            snapshot = self._snapshot
+        if snapshot is not None and now - snapshot[0] < self._ttl:
+            return snapshot[1]
+        owners: dict[str, str | None] = {}
+        for record in self._registry.list():
+            if not record.enabled:
+                continue
+            for setting in SENDER_SETTINGS:
+                value = record.overrides.get(setting)
+                if value:
+                    sender = strip_channel_prefix(value)
+                    owners[sender] = record.org_id if owners.get(sender, record.org_id) == record.org_id else None
+        with self._lock:
+            self._snapshot = (now, owners)
+        return owners
 
 
 def build_tenants(
@@ -127,7 +163,8 @@ def build_tenants(
 ) -> OrgTenants:
     table = org_table(settings, _storage_credential(settings, infra))
     registry = OrgRegistry(table, settings, cache_seconds=settings.org_cache_seconds)
-    home = assemble_deps(settings, NoOrgDataverse(), infra)
+    senders = RegisteredSenders(registry, settings.org_cache_seconds)
+    home = assemble_deps(settings, NoOrgDataverse(), infra, also_accept=senders.accepts)
     tokens = org_tokens(
         app_client_id=settings.org_app_client_id,
         managed_identity_client_id=settings.azure_client_id,
@@ -143,9 +180,23 @@ def build_tenants(
             effective, tokens.tokens_for(record.environment_url, record.tenant_id), infra.session
         )
         query = f"?org={record.org_id}" if record.own_provider_credentials else ""
-        return assemble_deps(effective, dataverse, infra, org_id=record.org_id, callback_query=query)
+        deps = assemble_deps(effective, dataverse, infra, org_id=record.org_id, callback_query=query)
+        missing = _relay_settings_missing(effective, record)
+        if missing and deps.rtj is not None:  # another customer must never pass as this org with a shared credential
+            why = "must be this org's own with MULTI_ORG=true (channel org update <id> --set / --secret)"
+            deps = replace(deps, rtj=replace(deps.rtj, authorizer=UnavailableAuthorizer(missing, why)))
+        return deps
 
-    return OrgTenants(registry, home, build, settings.org_cache_seconds)
+    return OrgTenants(registry, home, build, senders, vault.fingerprint)
+
+
+def _relay_settings_missing(effective: Settings, record: OrgRecord) -> list[str]:
+    """The relay credential settings the org row must hold itself (the deployment's would let any customer's relay
+    act as this org): its plug-in identity (entra), or its own secret."""
+    if effective.rtj_auth_mode == "secret":
+        return [] if "RTJ_OUTBOUND_SECRET" in record.secret_names else [f"RTJ_OUTBOUND_SECRET{SECRET_SUFFIX}"]
+    own = ("RTJ_TOKEN_TENANT_ID", "RTJ_TOKEN_CLIENT_ID")
+    return [name for name in own if name not in record.overrides]
 
 
 class _Vault:
@@ -156,6 +207,16 @@ class _Vault:
         self._infra = infra
         self._secrets: KeyVaultSecrets | None = None
         self._lock = threading.Lock()
+
+    def fingerprint(self, record: OrgRecord) -> str:
+        """A digest of the org's secrets as the vault holds them now (its reader caches them for a few minutes)."""
+        reader = self.reader(record)
+        if reader is None:
+            return ""
+        digest = hashlib.sha256()
+        for name in sorted(record.secret_names.values()):
+            digest.update(reader(name).encode() + b"\0")
+        return digest.hexdigest()
 
     def reader(self, record: OrgRecord) -> Callable[[str], str] | None:
         if not record.secret_names:
@@ -173,6 +234,7 @@ class _Vault:
                     static_token=self._settings.dataverse_static_token if loopback else None,  # emulator only
                     credential=self._infra.credential,
                     session=self._infra.session,
+                    ttl=self._settings.org_cache_seconds,  # a rotated secret is used within ORG_CACHE_SECONDS
                 )
             return self._secrets.get
 

@@ -29,10 +29,12 @@ class Records:
     activity_links: RecordStore[ActivityLinks]  # an activity's codes by URL
 
     @classmethod
-    def over(cls, store: KeyValueStore, now: Callable[[], datetime], org: str | None = None) -> Records:
+    def over(
+        cls, store: KeyValueStore, now: Callable[[], datetime], org: str | None = None, sender: str | None = None
+    ) -> Records:
         activities, rtj = RecordStore(store, ACTIVITIES, now), RecordStore(store, RTJ_SENDS, now)
         links = RecordStore(store, SHORT_LINKS, now, cache_size=0)
-        return cls(activities, rtj, Indexes(store, org), links, RecordStore(store, ACTIVITY_LINKS, now))
+        return cls(activities, rtj, Indexes(store, org, sender), links, RecordStore(store, ACTIVITY_LINKS, now))
 
 
 @dataclass(frozen=True)
@@ -71,7 +73,9 @@ def build_deps(
     providers: Mapping[str, Provider] | None = None,
     rtj: RtjDeps | None = None,
     org_id: str | None = None,
+    sender: str | None = None,
 ) -> Deps:
-    """Wire the use cases' dependencies over one state store (tests, the fault engine and bootstrap use it)."""
-    records = Records.over(store, clock.now, org_id)
+    """Wire the use cases' dependencies over one state store (tests, the fault engine and bootstrap use it).
+    ``org_id``/``sender``: the registered org these deps serve and the number it sends from (multi-org)."""
+    records = Records.over(store, clock.now, org_id, sender)
     return Deps(config, dataverse, provider, records, queue, clock, dict(providers or {}), rtj, org_id)

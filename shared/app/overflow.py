@@ -17,6 +17,7 @@ from datetime import timedelta
 from shared.app.config import Handled, Outcome, handled
 from shared.app.deps import Deps
 from shared.app.message import activity_ids
+from shared.app.reconcile_orders import org_property
 from shared.app.settlement import ATTEMPT_PROPERTY, MAX_BACKOFF_SECONDS
 from shared.domain.models import ACTIVITY_ENTITY, StatusEvent, StatusKind
 from shared.domain.state import ActivityState, SendStatus
@@ -52,7 +53,7 @@ def send_again_later(deps: Deps, record: ActivityState, event: StatusEvent) -> H
         deps.config.activity_queue,
         json.dumps(body).encode(),
         content_type="application/json",
-        application_properties={ATTEMPT_PROPERTY: attempt + 1},
+        application_properties={ATTEMPT_PROPERTY: attempt + 1, **org_property(deps)},  # the trimmed body has no org
         message_id=f"{record.key}:overflow{attempt}",
         scheduled_at=deps.clock.now() + timedelta(seconds=delay),
     )

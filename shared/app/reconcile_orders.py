@@ -16,8 +16,13 @@ from shared.ports import QueueMessage
 ORG_PROPERTY = "channel-org-id"  # the org whose record an order or queued callback concerns (multi-org, issue #15)
 
 
+def org_property(deps: Deps) -> dict[str, str]:
+    """The org of a message the app publishes for itself (none for the single org)."""
+    return {ORG_PROPERTY: deps.org_id} if deps.org_id else {}
+
+
 def order_properties(deps: Deps) -> dict[str, str]:
-    return {KIND_PROPERTY: RECONCILE_KIND, **({ORG_PROPERTY: deps.org_id} if deps.org_id else {})}
+    return {KIND_PROPERTY: RECONCILE_KIND, **org_property(deps)}
 
 
 def is_order(message: QueueMessage) -> bool:

@@ -11,6 +11,8 @@ Every line logged for an org's work carries ``org_id``.
 
 from __future__ import annotations
 
+import json
+import logging
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextvars import copy_context
@@ -58,23 +60,59 @@ def route_activity_batch(tenants: Tenants, messages: Sequence[QueueMessage]) -> 
     groups: dict[str, list[int]] = {}
     for index, message in enumerate(messages):
         try:
-            org = _org_of_activity(home, message)
-            tenants.deps_for(org)
-        except PoisonMessage as bad:  # unknown_organization, or a message that can never be parsed
+            groups.setdefault(_org_of_activity(home, message), []).append(index)
+        except PoisonMessage as bad:  # no organization id, or a message that can never be parsed
             outcomes[index] = poison(home, message, bad.reason, bad.detail)
-            continue
-        except (TransientError, DataverseError) as error:  # the org's row or secrets cannot be read now
-            outcomes[index] = retry_later(home, message, error)
-            continue
-        groups.setdefault(org, []).append(index)
 
-    def run(org: str, indexes: list[int]) -> list[Outcome]:
-        return activities.handle_activity_batch(tenants.deps_for(org), [messages[i] for i in indexes])
+    def run(org: str, indexes: list[int]) -> list[Outcome]:  # in the org's own thread: its trouble stays its own
+        results: dict[int, Outcome] = {}
+        try:
+            deps, todo = _deps_and_work(tenants, org, indexes, messages, results)
+        except PoisonMessage as unknown:  # not registered
+            return [poison(home, messages[i], unknown.reason, unknown.detail) for i in indexes]
+        except (TransientError, DataverseError) as error:  # the org's row, secrets or token cannot be had now
+            return [retry_later(home, messages[i], error) for i in indexes]
+        for index, outcome in zip(
+            todo, activities.handle_activity_batch(deps, [messages[i] for i in todo]), strict=True
+        ):
+            results[index] = outcome
+        return [results[i] for i in indexes]
 
     for indexes, results in side_by_side(groups, run):
         for index, outcome in zip(indexes, results, strict=True):
             outcomes[index] = outcome
     return [outcome if outcome is not None else Outcome("unknown") for outcome in outcomes]
+
+
+def _deps_and_work(
+    tenants: Tenants, org: str, indexes: list[int], messages: Sequence[QueueMessage], results: dict[int, Outcome]
+) -> tuple[Deps, list[int]]:
+    """The org's deps and the messages they take. A disabled org still completes the work it had accepted (a
+    reconciliation order, an activity already recorded: its reports); its new activities are poisoned."""
+    try:
+        return tenants.deps_for(org), indexes
+    except UnknownOrganization as unknown:
+        if not unknown.disabled:
+            raise
+        home, todo = tenants.home, []
+        for index in indexes:
+            try:
+                accepted = _accepted(home, messages[index])
+            except PoisonMessage as bad:
+                results[index] = poison(home, messages[index], bad.reason, bad.detail)
+                continue
+            if accepted:
+                todo.append(index)
+            else:
+                results[index] = poison(home, messages[index], unknown.reason, unknown.detail)
+        return tenants.deps_for(org, new_work=False), todo
+
+
+def _accepted(home: Deps, message: QueueMessage) -> bool:
+    if is_order(message):
+        return True
+    parsed = parse_activity_message(message.body, message.content_type, message.application_properties)
+    return home.records.activities.peek(parsed.row_id) is not None
 
 
 def _org_of_activity(home: Deps, message: QueueMessage) -> str:
@@ -87,9 +125,10 @@ def _org_of_activity(home: Deps, message: QueueMessage) -> str:
             raise UnknownOrganization("", "the reconciliation order's record names no organization")
         return str(org)
     parsed = parse_activity_message(message.body, message.content_type, message.application_properties)
-    if not parsed.organization_id:
+    org = parsed.organization_id or message.application_properties.get(ORG_PROPERTY)  # a trimmed copy of ours: ours
+    if not org:
         raise UnknownOrganization("", "the message's RemoteExecutionContext carries no OrganizationId")
-    return parsed.organization_id
+    return str(org)
 
 
 # --- real-time journeys and links ---------------------------------------------------------------------------
@@ -104,10 +143,31 @@ def route_rtj_outbound(tenants: Tenants, request: InboundHttpRequest) -> HttpRep
     except UnknownOrganization as unknown:
         log_event("rtj.unknown_org", reason=unknown.detail)
         return callbacks.json_error(403, f"{unknown.reason}: {unknown.detail}")
-    except TransientError as error:
-        return callbacks.json_error(503, f"organization temporarily unavailable: {error}"[:300])
+    except TransientError:  # what is wrong was logged (org.unusable), never told an unauthenticated caller
+        return callbacks.json_error(503, "organization temporarily unavailable")
     with log_scope(org_id=deps.org_id):
-        return rtj_outbound.handle_rtj_outbound(deps, request)
+        refused = _foreign_sender(tenants, deps, request)
+        return refused or rtj_outbound.handle_rtj_outbound(deps, request)
+
+
+def _foreign_sender(tenants: Tenants, deps: Deps, request: InboundHttpRequest) -> HttpReply | None:
+    """Once the relay is authenticated: a ``From`` another org is configured with is never this org's to send from
+    (its replies would follow the conversation into this org)."""
+    if deps.rtj is None:
+        return None
+    problem = deps.rtj.authorizer.authorize(request)
+    if problem is not None:
+        return problem
+    try:
+        document = json.loads(request.body)
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        return None  # the use case answers the malformed payload
+    sender = document.get("From") if isinstance(document, dict) else None
+    owner = tenants.org_for_number(sender) if isinstance(sender, str) and sender else None
+    if owner is None or owner == deps.org_id:
+        return None
+    log_event("rtj.foreign_sender", logging.WARNING, owner=owner)
+    return callbacks.json_error(403, "the From number is another organization's sender")
 
 
 def route_link(tenants: Tenants, code: str, request: InboundHttpRequest) -> HttpReply:

@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 
 from shared.app import callbacks, queued_callbacks
@@ -27,6 +28,8 @@ from shared.domain.rtj import is_rtj_key
 from shared.log import log_event, log_scope
 from shared.ports import QueueMessage
 
+MISMATCH = "mismatch"  # the group of events verified with one org's credentials for another org's record
+
 
 # --- callbacks --------------------------------------------------------------------------------------------------
 def route_callback(tenants: Tenants, provider_name: str, request: InboundHttpRequest) -> HttpReply:
@@ -38,8 +41,8 @@ def route_callback(tenants: Tenants, provider_name: str, request: InboundHttpReq
         except UnknownOrganization as unknown:
             log_event("callback.unknown_org", provider=provider_name, reason=unknown.detail)
             return callbacks.json_error(404, unknown.detail)
-        except TransientError as error:  # the provider retries
-            return callbacks.json_error(503, f"organization temporarily unavailable: {error}"[:300])
+        except TransientError:  # the provider retries; what is wrong was logged (org.unusable), never told the caller
+            return callbacks.json_error(503, "organization temporarily unavailable")
     with log_scope(org_id=verifier.org_id):
         callback = callbacks.verify(verifier, provider_name, request)
     if isinstance(callback, HttpReply) or not callback.events:
@@ -50,6 +53,7 @@ def route_callback(tenants: Tenants, provider_name: str, request: InboundHttpReq
     groups: dict[str, list[ProviderEvent]] = {}
     for event in callback.events:
         groups.setdefault(_org_of_event(tenants, provider_name, event, verifier.org_id) or HOME, []).append(event)
+    _drop_mismatched(groups.pop(MISMATCH, []), provider_name, verifier.org_id)
     for event_org, events in groups.items():
         try:
             deps = deps_of(tenants, event_org)
@@ -68,12 +72,21 @@ def route_queued_callbacks(tenants: Tenants, messages: Sequence[QueueMessage]) -
     for index, message in enumerate(messages):
         try:
             events = decode_events(message.body)
-            hint = message.application_properties.get(ORG_PROPERTY)
-            orgs = {_org_of_event(tenants, p, e, str(hint) if hint else None) or HOME for p, e in events}
-            if len(orgs) > 1:  # one callback for several orgs (an Event Grid batch): one message per org
-                outcomes[index] = _split(home, message, events, tenants)
+            hint = str(message.application_properties.get(ORG_PROPERTY) or "") or None
+            by_org: dict[str, list[tuple[str, ProviderEvent]]] = {}
+            for provider_name, event in events:
+                org = _org_of_event(tenants, provider_name, event, hint) or HOME
+                by_org.setdefault(org, []).append((provider_name, event))
+            mismatched = by_org.pop(MISMATCH, [])
+            for provider_name, event in mismatched:
+                _drop_mismatched([event], provider_name, hint)
+            if len(by_org) > 1 or (mismatched and by_org):  # several orgs (an Event Grid batch): one message each
+                outcomes[index] = _split(home, message, by_org)
                 continue
-            org = orgs.pop() if orgs else HOME
+            if not by_org:
+                outcomes[index] = Outcome("mismatch", detail=f"{len(mismatched)} events")
+                continue
+            org = next(iter(by_org))
             deps_of(tenants, org)
         except (ValueError, KeyError, TypeError) as exc:
             outcomes[index] = poison(home, message, "invalid_queued_callback", f"cannot decode queued callback: {exc}")
@@ -95,21 +108,33 @@ def route_queued_callbacks(tenants: Tenants, messages: Sequence[QueueMessage]) -
     return [outcome if outcome is not None else Outcome("unknown") for outcome in outcomes]
 
 
-def _split(home: Deps, message: QueueMessage, events: list[tuple[str, ProviderEvent]], tenants: Tenants) -> Outcome:
-    by_org: dict[tuple[str, str], list[ProviderEvent]] = {}
-    for provider_name, event in events:
-        org = _org_of_event(tenants, provider_name, event, None) or HOME
-        by_org.setdefault((org, provider_name), []).append(event)
-    for (org, provider_name), part in by_org.items():
-        properties = {ATTEMPT_PROPERTY: attempt_of(message), **({ORG_PROPERTY: org} if org else {})}
-        home.queue.publish(
-            message.queue,
-            encode_events(provider_name, part),
-            content_type="application/json",
-            application_properties=properties,
-        )
+def _split(home: Deps, message: QueueMessage, by_org: dict[str, list[tuple[str, ProviderEvent]]]) -> Outcome:
+    parts = 0
+    for org, items in by_org.items():
+        for provider_name in dict.fromkeys(p for p, _ in items):
+            part = [event for p, event in items if p == provider_name]
+            properties = {ATTEMPT_PROPERTY: attempt_of(message), **({ORG_PROPERTY: org} if org else {})}
+            home.queue.publish(
+                message.queue,
+                encode_events(provider_name, part),
+                content_type="application/json",
+                application_properties=properties,
+            )
+            parts += 1
     log_event("callback.split", message_id=message.message_id, orgs=len(by_org))
-    return Outcome("split", detail=f"{len(by_org)} orgs")
+    return Outcome("split", detail=f"{parts} messages")
+
+
+def _drop_mismatched(events: Sequence[ProviderEvent], provider_name: str, verified_by: str | None) -> None:
+    """A report verified with one org's own provider credentials never changes another org's record."""
+    for event in events:
+        log_event(
+            "callback.org_mismatch",
+            logging.WARNING,
+            provider=provider_name,
+            provider_message_id=event.provider_message_id,
+            verified_by=verified_by,
+        )
 
 
 def _org_of_event(tenants: Tenants, provider_name: str, event: ProviderEvent, hint: str | None) -> str | None:
@@ -118,17 +143,29 @@ def _org_of_event(tenants: Tenants, provider_name: str, event: ProviderEvent, hi
     if isinstance(event, StatusEvent):
         key = event.activity_hint or records.indexes.find_by_message(provider_name, event.provider_message_id)
         record = (records.rtj.peek(key) if is_rtj_key(key) else records.activities.peek(key)) if key else None
-        return record.org_id if record is not None and record.org_id else hint
+        if record is None or not record.org_id:
+            return hint
+        return MISMATCH if hint and record.org_id != hint else record.org_id
     return hint or _org_of_reply(tenants, event)
 
 
 def _org_of_reply(tenants: Tenants, event: InboundEvent) -> str | None:
-    indexes, ours = tenants.home.records.indexes, strip_channel_prefix(event.recipient)
-    found = indexes.org_by_sender(ours) or tenants.org_for_number(ours)
-    if found:
-        return found
+    """The org a reply continues: the org that last wrote to this contact from the number (or Cloud API number id)
+    the reply was sent to; else the one org configured with that sender; else the org of the most recent activity
+    sent to the contact from any number (a messaging-service pool)."""
+    indexes = tenants.home.records.indexes
     contact = strip_channel_prefix(event.sender)
-    return indexes.org_by_phone(normalize_e164(contact, tenants.home.config.default_country_code) or contact)
+    phone = normalize_e164(contact, tenants.home.config.default_country_code) or contact
+    ours = [number for number in (event.account, strip_channel_prefix(event.recipient)) if number]
+    for number in ours:
+        found = indexes.org_of_conversation(number, phone)
+        if found:
+            return found
+    for number in ours:
+        found = tenants.org_for_number(number)
+        if found:
+            return found
+    return indexes.org_by_phone(phone)
 
 
 def apply_event(tenants: Tenants, provider_name: str, event: ProviderEvent) -> Outcome:

@@ -94,7 +94,7 @@ def _send(deps: Deps, rtj: RtjDeps, payload: OutboundPayload) -> HttpReply:
         message_id = attempt.result.provider_message_id
         deps.records.indexes.index_message(provider.name, message_id, record.key)
         if payload.sender:
-            deps.records.indexes.index_sender(payload.sender, payload.channel_definition_id)
+            deps.records.indexes.index_sender(payload.sender, payload.channel_definition_id, payload.to)
         log_event("rtj.sent", provider_message_id=message_id, **ids)
     elif attempt.rejected is not None:
         log_event("rtj.not_sent", logging.WARNING, reason=attempt.rejected.code, **ids)

@@ -75,6 +75,7 @@ class CallbackRejected(ChannelError):
 class UnknownOrganization(PoisonMessage):
     """Work for an org that is not registered, or disabled (MULTI_ORG, issue #15): poisoned after one attempt."""
 
-    def __init__(self, org_id: str, detail: str) -> None:
+    def __init__(self, org_id: str, detail: str, *, disabled: bool = False) -> None:
         super().__init__("unknown_organization", f"organization {org_id} {detail}" if org_id else detail)
         self.org_id = org_id
+        self.disabled = disabled  # registered but disabled: work it had already accepted still completes

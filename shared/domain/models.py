@@ -118,6 +118,7 @@ class InboundEvent:
     event_id: str | None = None
     keyword: str | None = None  # a WhatsApp button / list reply: its payload, as TriggerKeyword (issue #17)
     opt_out: bool = False  # the provider recognised an opt-out button payload (WHATSAPP_OPT_OUT_PAYLOADS)
+    account: str | None = None  # the provider's id of our number when it is not the number (Cloud API phone_number_id)
 
 
 ProviderEvent = StatusEvent | InboundEvent

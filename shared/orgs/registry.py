@@ -55,7 +55,7 @@ class OrgRegistry:
         self._base = base
         self._ttl = cache_seconds
         self._clock = clock
-        self._cache: dict[str, tuple[float, OrgRecord | None]] = {}
+        self._cache: dict[str, tuple[float, OrgRecord]] = {}
         self._lock = threading.Lock()
 
     # --- reads ------------------------------------------------------------------------------------------------
@@ -68,7 +68,8 @@ class OrgRegistry:
         return sorted((from_entity(key, values, etag) for key, values, etag in self._table.list()), key=_by_name)
 
     def lookup(self, org_id: str) -> OrgRecord | None:
-        """The row for routing (cached ``ORG_CACHE_SECONDS``, absent rows too); None when not registered."""
+        """The row for routing, cached ``ORG_CACHE_SECONDS``; None when not registered (never cached: an org added
+        a moment ago is found at once, on every instance)."""
         try:
             key = org_id_of(org_id)
         except ValueError:
@@ -80,7 +81,10 @@ class OrgRegistry:
             return cached[1]
         record = self.get(key)
         with self._lock:
-            self._cache[key] = (now, record)
+            if record is None:
+                self._cache.pop(key, None)
+            else:
+                self._cache[key] = (now, record)
         return record
 
     def validate(self, record: OrgRecord) -> Settings:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -83,8 +84,10 @@ class WhatsAppProvider:
         session: requests.Session,
         opt_out_payloads: frozenset[str],
         timeout: float = 10.0,
+        also_accept: Callable[[str], bool] | None = None,
     ) -> None:
         self._phone_number_id = phone_number_id
+        self._also_accept = also_accept  # multi-org: the registered orgs' number ids on the same Meta app
         self._token = access_token
         self._app_secret = app_secret.encode()
         self._verify_token = verify_token
@@ -121,7 +124,7 @@ class WhatsAppProvider:
             raise CallbackRejected(413, "callback body too large")
         if not self._signed(request):
             raise CallbackRejected(403, "missing or invalid X-Hub-Signature-256")
-        events = parse_webhook(request.body, self._phone_number_id, self._opt_out_payloads)
+        events = parse_webhook(request.body, self._phone_number_id, self._opt_out_payloads, self._also_accept)
         return ProviderCallback(events=events, reply=HttpReply(200, b"", "text/plain"))
 
     def _signed(self, request: InboundHttpRequest) -> bool:

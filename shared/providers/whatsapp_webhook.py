@@ -13,7 +13,7 @@ once. Changes for another phone number of the same business account are skipped.
 from __future__ import annotations
 
 import json
-from collections.abc import Collection, Iterator
+from collections.abc import Callable, Collection, Iterator
 from typing import Any
 
 from shared.domain.errors import CallbackRejected
@@ -59,7 +59,14 @@ def _plus(number: str) -> str:
     return number if number.startswith("+") else "+" + number
 
 
-def parse_webhook(body: bytes, phone_number_id: str, opt_out_payloads: Collection[str]) -> list[ProviderEvent]:
+def parse_webhook(
+    body: bytes,
+    phone_number_id: str,
+    opt_out_payloads: Collection[str],
+    accepts: Callable[[str], bool] | None = None,
+) -> list[ProviderEvent]:
+    """``accepts``: other number ids whose changes are ours too (multi-org: the registered orgs' numbers on the same
+    Meta app); every other number of the business account is ignored."""
     try:
         document = json.loads(body.decode("utf-8"))
     except (UnicodeDecodeError, ValueError):
@@ -68,13 +75,14 @@ def parse_webhook(body: bytes, phone_number_id: str, opt_out_payloads: Collectio
     if document.get("object") != "whatsapp_business_account":
         raise _bad("object must be whatsapp_business_account")
     events: list[ProviderEvent] = []
-    for value in _values(document, phone_number_id):
+    for value in _values(document, phone_number_id, accepts):
         metadata = _obj(value.get("metadata"), "metadata")
+        account = _str(metadata.get("phone_number_id"), "metadata.phone_number_id")
         ours = _plus(_str(metadata.get("display_phone_number"), "metadata.display_phone_number"))
         for status in _list(value.get("statuses"), "statuses"):
             events.append(_status(_obj(status, "status")))
         for message in _list(value.get("messages"), "messages"):
-            event = _message(_obj(message, "message"), ours, opt_out_payloads)
+            event = _message(_obj(message, "message"), ours, opt_out_payloads, account)
             if event is not None:
                 events.append(event)
         if len(events) > MAX_EVENTS:
@@ -82,7 +90,9 @@ def parse_webhook(body: bytes, phone_number_id: str, opt_out_payloads: Collectio
     return events
 
 
-def _values(document: dict[str, Any], phone_number_id: str) -> Iterator[dict[str, Any]]:
+def _values(
+    document: dict[str, Any], phone_number_id: str, accepts: Callable[[str], bool] | None
+) -> Iterator[dict[str, Any]]:
     for entry in _list(document.get("entry"), "entry"):
         for item in _list(_obj(entry, "entry").get("changes"), "changes"):
             change = _obj(item, "change")
@@ -90,7 +100,8 @@ def _values(document: dict[str, Any], phone_number_id: str) -> Iterator[dict[str
                 continue  # template status updates, account updates …: nothing for a journey
             value = _obj(change.get("value"), "value")
             metadata = _obj(value.get("metadata"), "metadata")
-            if _str(metadata.get("phone_number_id"), "metadata.phone_number_id") != phone_number_id:
+            number_id = _str(metadata.get("phone_number_id"), "metadata.phone_number_id")
+            if number_id != phone_number_id and not (accepts is not None and accepts(number_id)):
                 continue  # another number of the same business account
             yield value
 
@@ -113,7 +124,9 @@ def _status(status: dict[str, Any]) -> StatusEvent:
     )
 
 
-def _message(message: dict[str, Any], ours: str, opt_out_payloads: Collection[str]) -> InboundEvent | None:
+def _message(
+    message: dict[str, Any], ours: str, opt_out_payloads: Collection[str], account: str | None = None
+) -> InboundEvent | None:
     message_id = _str(message.get("id"), "message id")
     sender = _plus(_str(message.get("from"), "message from"))
     kind = message.get("type")
@@ -138,6 +151,7 @@ def _message(message: dict[str, Any], ours: str, opt_out_payloads: Collection[st
         provider_message_id=message_id,
         sender=sender,
         recipient=ours,
+        account=account,
         text=text,
         event_id=message_id,
         keyword=button_keyword(payload) if payload else None,

@@ -103,6 +103,8 @@ class RtjCodec:
         values: dict[str, Any] = {}
         for name in _RTJ_FIELDS:
             value = getattr(state, name)
+            if name == "org_id" and value is None:
+                continue  # multi-org only (issue #15): single-org entities keep their layout
             if name in _LISTS:
                 values[name] = json.dumps(value)
             elif name in _TIMES:

@@ -44,17 +44,25 @@ def phone_key(phone: str, org: str | None = None) -> str:
     return _hashed("phone", phone) if org is None else _hashed("phone", f"{org}|{phone}")
 
 
-def sender_key(number: str) -> str:
-    return _hashed("rtjsender", number)
+def sender_key(number: str, org: str | None = None) -> str:
+    return (
+        _hashed("rtjsender", number) if org is None else _hashed("rtjsender", f"{org}|{strip_channel_prefix(number)}")
+    )
+
+
+def conversation_key(ours: str, contact: str) -> str:
+    """Which org last wrote to ``contact`` from our number ``ours`` (multi-org reply routing, issue #15)."""
+    return _hashed("conv", f"{strip_channel_prefix(ours)}|{strip_channel_prefix(contact)}")
 
 
 class Indexes:
     """``org``: the org these indexes write for (multi-org, issue #15). Its reply index is the org's own, and the
     deployment-wide one (the most recent activity to a number from any org) is kept too, naming the org."""
 
-    def __init__(self, store: KeyValueStore, org: str | None = None) -> None:
+    def __init__(self, store: KeyValueStore, org: str | None = None, sender: str | None = None) -> None:
         self._store = store
         self._org = org
+        self._sender = sender  # the org's own sending number or id (its conversations: multi-org)
 
     def _get(self, key: str) -> dict[str, object] | None:
         found = self._store.get(key, INDEX_ROW)
@@ -74,8 +82,18 @@ class Indexes:
         values = {"row_id": row_id, "sent_at": sent_at.isoformat()}
         if self._org is not None:
             self._newest(phone_key(phone, self._org), values, sent_at)
+            if self._sender:
+                self.index_conversation(self._sender, phone)
             values = {**values, "org_id": self._org}
         self._newest(phone_key(phone), values, sent_at)
+
+    def index_conversation(self, ours: str, contact: str) -> None:
+        if self._org is not None:
+            self._store.upsert(conversation_key(ours, contact), INDEX_ROW, {"org_id": self._org})
+
+    def org_of_conversation(self, ours: str, contact: str) -> str | None:
+        found = self._get(conversation_key(ours, contact))
+        return None if found is None or not found.get("org_id") else str(found["org_id"])
 
     def _newest(self, key: str, values: dict[str, str], sent_at: datetime) -> None:
         try:
@@ -110,19 +128,16 @@ class Indexes:
         return None if found is None or not found.get("org_id") else str(found["org_id"])
 
     # --- real-time journeys inbound -------------------------------------------------------------------------------
-    def index_sender(self, sender: str, channel_definition_id: str) -> None:
+    def index_sender(self, sender: str, channel_definition_id: str, contact: str | None = None) -> None:
+        """The real-time journeys channel sending from ``sender`` (in this org: orgs may share a number), and, with
+        ``contact``, the conversation that a reply from that contact continues."""
         values = {"channel_definition_id": channel_definition_id, "sender": sender}
-        if self._org is not None:
-            values["org_id"] = self._org
-        self._store.upsert(sender_key(sender), INDEX_ROW, values)
-
-    def org_by_sender(self, number: str) -> str | None:
-        """The org whose real-time journeys channel sends from ``number`` (multi-org inbound routing)."""
-        found = self._get(sender_key(number))
-        return None if found is None or not found.get("org_id") else str(found["org_id"])
+        self._store.upsert(sender_key(sender, self._org), INDEX_ROW, values)
+        if contact:
+            self.index_conversation(sender, contact)
 
     def channel_for_sender(self, number: str) -> tuple[str, str] | None:
-        found = self._get(sender_key(number))
+        found = self._get(sender_key(number, self._org))
         return None if found is None else (str(found["channel_definition_id"]), str(found["sender"]))
 
     def inbound_done(self, provider: str, message_id: str) -> bool:

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from shared.adapters.memory import MemoryQueue, MemoryStore
 from shared.adapters.org_table import MemoryOrgTable
 from shared.app.deps import Deps, build_deps
-from shared.bootstrap_orgs import OrgTenants
+from shared.bootstrap_orgs import OrgTenants, RegisteredSenders
 from shared.domain.models import InboundHttpRequest
 from shared.orgs.model import OrgRecord
 from shared.orgs.registry import OrgRegistry
@@ -38,7 +38,7 @@ def _service() -> tuple[ChannelService, MemoryQueue]:
         return build_deps(config(), FakeDataverse(), PROVIDER, store, queue, clock, org_id=record.org_id)
 
     home = build_deps(config(), FakeDataverse(), PROVIDER, store, queue, clock)
-    return ChannelService(home, OrgTenants(registry, home, build, 60)), queue
+    return ChannelService(home, OrgTenants(registry, home, build, RegisteredSenders(registry, 60))), queue
 
 
 SERVICE, QUEUE = _service()

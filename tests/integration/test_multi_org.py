@@ -10,12 +10,13 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlencode
 
 import pytest
 
 from devtools.emulators.dataverse import DataverseEmulator
 from devtools.emulators.keyvault import KeyVaultEmulator
-from devtools.emulators.twilio import TwilioEmulator
+from devtools.emulators.twilio import TwilioEmulator, twilio_signature
 from devtools.host import LocalHost
 from devtools.messages import ActivitySpec, activity_message
 from shared import bootstrap
@@ -59,6 +60,16 @@ CUSTOMERS = (
     Customer(ORG_B, TENANT_B, "fab_textmessage", "fab_textmessages", "fab_text", "telephone2", SENDER_B,
              "0e3b8a8c-2f1d-4b6a-9c3e-7d5f1a2b3c4d", "9b0c1d2e-3f4a-4b5c-8d6e-7f8091a2b3c4", "+447700900456"),
 )  # fmt: skip
+
+
+CUSTOMER_OVERRIDES = {
+    c.org_id: {
+        "MESSAGE_BODY_COLUMN": c.body_column,
+        "CONTACT_PHONE_COLUMN": c.phone_column,
+        **({"TWILIO_FROM": c.sender} if c.sender != SENDER_A else {}),
+    }
+    for c in CUSTOMERS
+}
 
 
 def seed(dataverse: DataverseEmulator, customer: Customer) -> None:
@@ -136,6 +147,7 @@ def deployment(
         "RTJ_AUTH_MODE": "secret",
         "RTJ_OUTBOUND_SECRET": RTJ_SECRET,
         "CALLBACK_PROCESSING": "inline",
+        "ORG_CACHE_SECONDS": "0",  # a row change is seen at once (the default 60 s: test_org_registry.py)
         **extra,
     }
     for key, value in env.items():
@@ -204,7 +216,6 @@ def test_an_unknown_or_disabled_org_is_poisoned_after_one_attempt_and_nothing_is
     if disable:
         unknown = ORG_B
         deployment.registry.update(ORG_B, lambda r: OrgRecord(**{**r.__dict__, "enabled": False}))
-        deployment.service.tenants._registry._cache.clear()  # type: ignore[union-attr]  # ORG_CACHE_SECONDS elapsed
     assert deployment.deliver(deployment.activity(B, org_id=unknown))
     assert deployment.twilio.messages == [] and deployment.host.invocations == 1
     (poisoned,) = deployment.host.queue.on(POISON)
@@ -233,36 +244,83 @@ def test_org_a_throttled_does_not_slow_org_b(deployment: Deployment) -> None:
     assert deployment.orgs[ORG_A].throttled_count >= 1
 
 
-def test_rtj_routes_by_x_organization_id(deployment: Deployment) -> None:
+def rtj_payload(sender: str, to: str, request_id: str = "req-1") -> bytes:
     body = {
-        "ChannelDefinitionId": "0f6e3d2c-1b0a-4f9e-8d7c-6b5a4f3e2d1c",
-        "RequestId": "req-1",
-        "From": SENDER_B,
-        "To": B.phone,
+        "ChannelDefinitionId": "0f6e3d2c-1b0a-4f9e-8d7c-6b5a4f3e2d1c",  # provisioned alike in every org
+        "RequestId": request_id,
+        "From": sender,
+        "To": to,
         "Message": {"text": "Your table is booked."},
         "MarketingAppContext": {"CustomerJourneyId": JOURNEY, "UserId": B.contact, "UserEntityType": "contact"},
     }
-    url = deployment.callback_base + "/api/rtj/outbound"
-    raw = json.dumps(body).encode()
+    return json.dumps(body).encode()
 
-    def post(org: str | None) -> tuple[int, dict[str, Any]]:
-        headers = {"Content-Type": "application/json", "X-Channel-Secret": RTJ_SECRET}
-        if org is not None:
-            headers["X-Organization-Id"] = org
-        response = deployment.host.call_http("POST", url, headers=headers, body=raw)
-        return response.status_code, json.loads(response.get_body())
 
-    status, answer = post(None)
+def post_rtj(deployment: Deployment, raw: bytes, org: str | None, secret: str) -> tuple[int, dict[str, Any]]:
+    headers = {"Content-Type": "application/json", "X-Channel-Secret": secret}
+    if org is not None:
+        headers["X-Organization-Id"] = org
+    response = deployment.host.call_http(
+        "POST", deployment.callback_base + "/api/rtj/outbound", headers=headers, body=raw
+    )
+    return response.status_code, json.loads(response.get_body())
+
+
+def test_rtj_routes_by_x_organization_id_and_each_org_needs_its_own_relay_credential(
+    deployment: Deployment, vault: KeyVaultEmulator
+) -> None:
+    raw = rtj_payload(SENDER_B, B.phone)
+    status, answer = post_rtj(deployment, raw, None, RTJ_SECRET)
     assert status == 400 and "X-Organization-Id" in answer["error"]
-    status, answer = post("cccccccc-0000-4000-8000-00000000000c")
+    status, answer = post_rtj(deployment, raw, "cccccccc-0000-4000-8000-00000000000c", RTJ_SECRET)
     assert status == 403 and answer["error"].startswith("unknown_organization")
+    # the deployment's shared secret never lets a relay act as an org: every customer's admin could read it
+    status, answer = post_rtj(deployment, raw, ORG_B, RTJ_SECRET)
+    assert status == 503 and "RTJ_OUTBOUND_SECRET_SECRET_NAME" in answer["error"]
+    vault.set_secret("fabrikam-relay", RELAY_SECRET_B)
+    change_org(deployment, ORG_B, secret_names={"RTJ_OUTBOUND_SECRET": "fabrikam-relay"})
+    assert post_rtj(deployment, raw, ORG_B, RTJ_SECRET)[0] == 403  # the deployment's secret is not B's
     assert deployment.twilio.messages == []
-    status, answer = post(ORG_B.upper())
+    status, answer = post_rtj(deployment, raw, ORG_B.upper(), RELAY_SECRET_B)
     assert status == 200, answer
     (message,) = deployment.twilio.messages
     assert deployment.twilio.send_status(message.sid, "delivered")[0] == 200
     assert [n["OrganizationId"] for n in deployment.orgs[ORG_B].notifications] == [ORG_B]
     assert deployment.orgs[ORG_A].notifications == []
+    # org B may not send from org A's configured number (replies to it would follow into B)
+    change_org(deployment, ORG_A, overrides={**CUSTOMER_OVERRIDES[ORG_A], "TWILIO_FROM": "+15005550008"})
+    status, answer = post_rtj(deployment, rtj_payload("+15005550008", B.phone, "req-2"), ORG_B, RELAY_SECRET_B)
+    assert status == 403 and "another organization's sender" in answer["error"]
+
+
+def test_rtj_replies_on_a_shared_number_go_to_the_org_that_wrote(
+    deployment: Deployment, vault: KeyVaultEmulator
+) -> None:
+    for customer in CUSTOMERS:
+        vault.set_secret(f"relay-{customer.org_id[:4]}", f"{RELAY_SECRET_B}-{customer.org_id[:4]}")
+        change_org(deployment, customer.org_id, secret_names={"RTJ_OUTBOUND_SECRET": f"relay-{customer.org_id[:4]}"})
+    shared = "+15005550009"  # the deployment's number, used by both orgs' channels
+    for customer, contact in ((A, A.phone), (B, B.phone)):
+        secret = f"{RELAY_SECRET_B}-{customer.org_id[:4]}"
+        assert post_rtj(deployment, rtj_payload(shared, contact), customer.org_id, secret)[0] == 200
+    url = deployment.callback_base + "/api/callbacks/twilio"
+    assert deployment.twilio.send_inbound(url, A.phone, shared, "A's private reply")[0] == 200
+    assert [i["Message"]["text"] for i in deployment.orgs[ORG_A].inbound] == ["A's private reply"]
+    assert deployment.orgs[ORG_B].inbound == []
+
+
+def test_a_reply_to_the_shared_default_number_goes_to_the_org_that_wrote_from_it(deployment: Deployment) -> None:
+    contact_b = "0e3b8a8c-2f1d-4b6a-9c3e-7d5f1a2b3c4d"
+    # org B writes to A's contact number too, from its own number, after A wrote from the default number
+    deployment.orgs[ORG_B].add_row("contact", contact_b, {B.phone_column: A.phone, "donotphone": False})
+    deployment.deliver(deployment.activity(A))
+    deployment.deliver(deployment.activity(B))
+    url = deployment.callback_base + "/api/callbacks/twilio"
+    assert deployment.twilio.send_inbound(url, A.phone, SENDER_A, "STOP")[0] == 200  # to A's (default) number
+    assert [i["TriggerKeyword"] for i in deployment.orgs[ORG_A].interactions if i["ResponseType"] == "keyword"] == [
+        "stop"
+    ]
+    assert all(i["ResponseType"] != "keyword" for i in deployment.orgs[ORG_B].interactions)
 
 
 @pytest.mark.parametrize("deployment", [{"CALLBACK_PROCESSING": "queued"}], indirect=True)
@@ -319,16 +377,32 @@ def test_an_activity_id_of_another_org_is_refused(deployment: Deployment) -> Non
 
 
 OWN_SID, OWN_TOKEN = "AC" + "3" * 32, "fabrikam-own-auth-token"
+RELAY_SECRET_B = "fabrikam-own-relay-secret-0123456789"
+
+
+def change_org(deployment: Deployment, org: str, **changes: Any) -> None:
+    deployment.registry.update(org, lambda r: OrgRecord(**{**r.__dict__, **changes}))
 
 
 @pytest.fixture
-def own_account(deployment: Deployment, monkeypatch: pytest.MonkeyPatch) -> Iterator[TwilioEmulator]:
+def vault(deployment: Deployment, monkeypatch: pytest.MonkeyPatch) -> Iterator[KeyVaultEmulator]:
+    """The deployment's Key Vault (loopback emulator): org rows name secrets in it."""
+    emulator = KeyVaultEmulator(token=TOKEN)
+    monkeypatch.setenv("KEY_VAULT_URI", emulator.url)
+    deployment.host.environ["KEY_VAULT_URI"] = emulator.url
+    deployment.service = bootstrap.build_service(load_settings(deployment.host.environ), queue=deployment.host.queue)
+    bootstrap.install(deployment.service)
+    try:
+        yield emulator
+    finally:
+        emulator.stop()
+
+
+@pytest.fixture
+def own_account(deployment: Deployment, vault: KeyVaultEmulator) -> Iterator[TwilioEmulator]:
     """Org B brings its own Twilio account (another region's API): its auth token is a Key Vault secret, by name."""
-    vault, twilio_b = KeyVaultEmulator(token=TOKEN), TwilioEmulator(account_sid=OWN_SID, auth_token=OWN_TOKEN)
+    twilio_b = TwilioEmulator(account_sid=OWN_SID, auth_token=OWN_TOKEN)
     vault.set_secret("fabrikam-twilio-token", OWN_TOKEN)
-    env = {**deployment.host.environ, "KEY_VAULT_URI": vault.url}
-    monkeypatch.setenv("KEY_VAULT_URI", vault.url)
-    settings = load_settings(env)
     overrides = {
         "MESSAGE_BODY_COLUMN": B.body_column,
         "CONTACT_PHONE_COLUMN": B.phone_column,
@@ -336,20 +410,11 @@ def own_account(deployment: Deployment, monkeypatch: pytest.MonkeyPatch) -> Iter
         "TWILIO_ACCOUNT_SID": OWN_SID,
         "TWILIO_API_BASE_URL": twilio_b.url,
     }
-    deployment.registry.update(
-        ORG_B,
-        lambda r: OrgRecord(
-            **{**r.__dict__, "overrides": overrides, "secret_names": {"TWILIO_AUTH_TOKEN": "fabrikam-twilio-token"}}
-        ),
-    )
-    service = bootstrap.build_service(settings, queue=deployment.host.queue)
-    bootstrap.install(service)
-    deployment.service = service
+    change_org(deployment, ORG_B, overrides=overrides, secret_names={"TWILIO_AUTH_TOKEN": "fabrikam-twilio-token"})
     try:
         yield twilio_b
     finally:
         twilio_b.stop()
-        vault.stop()
 
 
 def test_an_org_with_its_own_provider_account_sends_and_verifies_with_it(
@@ -371,3 +436,73 @@ def test_an_org_with_its_own_provider_account_sends_and_verifies_with_it(
     assert own_account.send_inbound(url, B.phone, SENDER_B, "STOP")[0] == 200
     assert deployment.orgs[ORG_B].interactions[-1]["TriggerKeyword"] == "stop"
     assert deployment.interactions(ORG_A) == [("sent", A.table)]
+
+
+def test_a_rotated_key_vault_secret_is_used_without_touching_the_org_row(
+    deployment: Deployment, own_account: TwilioEmulator, vault: KeyVaultEmulator
+) -> None:
+    assert deployment.deliver(deployment.activity(B))
+    vault.set_secret("fabrikam-twilio-token", "fabrikam-rotated-token")  # the customer rotates its auth token
+    own_account.auth_token = "fabrikam-rotated-token"
+    assert deployment.deliver(deployment.activity(B))
+    assert len(own_account.messages) == 2  # the old token would be refused (401) by the account now
+    assert own_account.send_status(own_account.messages[1].sid, "delivered")[0] == 200  # and verified with the new
+    assert deployment.interactions(ORG_B).count(("delivered", B.table)) == 1
+
+
+def test_a_report_verified_with_one_org_credentials_never_changes_another_org_record(
+    deployment: Deployment, own_account: TwilioEmulator
+) -> None:
+    _, _, row_a = activity_a = deployment.activity(A)
+    deployment.deliver(activity_a)
+    (message_a,) = deployment.twilio.messages
+    url = f"{deployment.callback_base}/api/callbacks/twilio?org={ORG_B}&activity={row_a}"
+    params = [
+        ("AccountSid", OWN_SID),
+        ("MessageSid", message_a.sid),
+        ("MessageStatus", "failed"),
+        ("ErrorCode", "30003"),
+    ]
+    headers = {
+        "X-Twilio-Signature": twilio_signature(OWN_TOKEN, url, params),  # org B's own, valid signature
+        "Content-Type": "application/x-www-form-urlencoded",
+    }
+    response = deployment.host.call_http("POST", url, headers=headers, body=urlencode(params).encode())
+    assert response.status_code == 200
+    assert deployment.interactions(ORG_A) == [("sent", A.table)]
+
+
+def test_a_disabled_org_still_completes_what_it_had_accepted(deployment: Deployment) -> None:
+    action = "msdyncrm_CustomChannelActivityCreateInteraction"
+    deployment.orgs[ORG_B].inject_error("POST", action, status=503, code="0x80040216", message="busy", times=2)
+    assert deployment.deliver(deployment.activity(B))  # sent; its report failed: a retry copy is scheduled
+    assert deployment.interactions(ORG_B) == [] and len(deployment.twilio.messages) == 1
+    change_org(deployment, ORG_B, enabled=False)
+    deployment.host.pump()
+    assert deployment.interactions(ORG_B) == [("sent", B.table)]  # reported, not poisoned
+    assert deployment.host.queue.on(POISON) == [] and len(deployment.twilio.messages) == 1
+
+
+def test_a_provider_queue_overflow_is_sent_again_in_its_org(deployment: Deployment) -> None:
+    body, props, row = deployment.activity(B)
+    activity = json.loads(body)["InputParameters"][0]["value"]["Attributes"]
+    activity_id = next(a["value"] for a in activity if a["key"] == "msdyncrm_activityid")
+    deployment.orgs[ORG_B].add_row(  # the copy sent again is trimmed: the app reads the activity row back
+        "msdyncrm_customerjourneycustomchannelactivity",
+        row,
+        {
+            "msdyncrm_activityid": activity_id,
+            "_msdyncrm_contact_value": B.contact,
+            "_msdyncrm_customerjourney_value": JOURNEY,
+            "_msdyncrm_customerjourneyiteration_value": ITERATION,
+            "msdyncrm_entitytype": B.table,
+            "msdyncrm_entityid": B.message,
+        },
+    )
+    deployment.deliver((body, props, row))
+    (first,) = deployment.twilio.messages
+    assert deployment.twilio.send_status(first.sid, "failed", error_code=30001)[0] == 200
+    requeued = deployment.host.queue.on(QUEUE)
+    assert [(m.application_properties or {}).get("channel-org-id") for m in requeued] == [ORG_B]
+    deployment.host.pump()
+    assert [m.to for m in deployment.twilio.messages] == [B.phone, B.phone] and deployment.host.queue.on(POISON) == []

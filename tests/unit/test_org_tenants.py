@@ -14,7 +14,7 @@ from shared.adapters.org_table import MemoryOrgTable
 from shared.app.deps import Deps, build_deps
 from shared.app.reconcile_orders import ORG_PROPERTY, order_properties
 from shared.app.routing import _org_of_activity
-from shared.bootstrap_orgs import OrgTenants
+from shared.bootstrap_orgs import OrgTenants, RegisteredSenders
 from shared.domain.errors import TransientError, UnknownOrganization
 from shared.domain.reconcile import KIND_PROPERTY, RECONCILE_KIND, ReconcileOrder
 from shared.domain.state import ActivityState
@@ -44,7 +44,7 @@ def tenants(table: MemoryOrgTable, build: Any = None) -> tuple[OrgTenants, OrgRe
         built.append(record.org_id)
         return deps(record.org_id)
 
-    return OrgTenants(registry, deps(), build or make, cache_seconds=0), registry, built
+    return OrgTenants(registry, deps(), build or make, RegisteredSenders(registry, 0)), registry, built
 
 
 def record(org: str, **overrides: str) -> OrgRecord:
@@ -105,8 +105,14 @@ def test_reply_indexes_are_per_org_and_the_shared_one_names_the_org() -> None:
     assert Indexes(store).org_by_phone("+447700900123") == ORG_B  # the most recent from any org
     Indexes(store).index_phone("+447700900999", "row-single", at)  # one org: unchanged, no org named
     assert Indexes(store).org_by_phone("+447700900999") is None
-    Indexes(store, ORG_B).index_sender("+15005550007", "definition")
-    assert Indexes(store).org_by_sender("+15005550007") == ORG_B
+    Indexes(store, ORG_B).index_sender("+15005550007", "definition-b", "+447700900123")
+    Indexes(store, ORG_A).index_sender("+15005550007", "definition-a", "+447700900456")  # one shared number
+    assert Indexes(store, ORG_B).channel_for_sender("+15005550007") == ("definition-b", "+15005550007")
+    assert Indexes(store, ORG_A).channel_for_sender("+15005550007") == ("definition-a", "+15005550007")
+    assert Indexes(store).org_of_conversation("+15005550007", "+447700900123") == ORG_B
+    assert Indexes(store).org_of_conversation("whatsapp:+15005550007", "+447700900456") == ORG_A
+    Indexes(store, ORG_A, sender="+15005550006").index_phone("+447700900777", "row-c", at)
+    assert Indexes(store).org_of_conversation("+15005550006", "+447700900777") == ORG_A
 
 
 def test_log_lines_carry_the_scope(caplog: pytest.LogCaptureFixture) -> None:
@@ -147,3 +153,20 @@ def _activity() -> Any:
         entity_type="t",
         entity_id="e",
     )
+
+
+def test_the_deployment_app_takes_the_webhooks_of_registered_orgs_cloud_api_numbers() -> None:
+    from shared.domain.models import InboundEvent
+    from shared.providers.whatsapp_webhook import parse_webhook
+    from tests.helpers import fixture_bytes
+
+    body = fixture_bytes("whatsapp", "batch_two_entries.json")  # our number and another of the business account
+    alone = parse_webhook(body, "106540352242922", frozenset())
+    both = parse_webhook(body, "106540352242922", frozenset(), accepts={"999999999999999"}.__contains__)
+    assert len(both) > len(alone)  # the registered org's number is ours too; nothing else is
+    _, registry, _ = tenants(MemoryOrgTable())
+    registry.add(record(ORG_B, WHATSAPP_PHONE_NUMBER_ID="999999999999999"))
+    senders = RegisteredSenders(registry, 0)
+    assert senders.accepts("999999999999999") and not senders.accepts("106540352242922")
+    accounts = {e.account for e in both if isinstance(e, InboundEvent)}
+    assert accounts <= {"106540352242922", "999999999999999"}
