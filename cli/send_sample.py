@@ -39,6 +39,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--activity-id", help="msdyncrm_activityid to use (default: a new GUID)")
     parser.add_argument("--queue", help="queue to post to (default: ACTIVITY_QUEUE_NAME)")
     parser.add_argument(
+        "--org",
+        type=_guid,
+        help="OrganizationId the message names (MULTI_ORG=true: a registered org's id; required there)",
+    )
+    parser.add_argument(
         "--settings", metavar="FILE", help="read settings from a local.settings.json (environment wins)"
     )
     return parser
@@ -58,6 +63,9 @@ def main(
     except ConfigurationError as exc:
         print(f"channel send-sample: {exc} (run `channel doctor` for the fixes)", file=sys.stderr)
         return 2
+    if settings.multi_org and not args.org:
+        print("channel send-sample: MULTI_ORG=true: name the org with --org <organization id>", file=sys.stderr)
+        return 2
     spec = ActivitySpec(
         contact_id=args.contact,
         journey_id=args.journey,
@@ -67,6 +75,7 @@ def main(
         row_id=args.row_id or str(uuid.uuid4()),
         activity_id=args.activity_id or str(uuid.uuid4()),
         organization_url=settings.dataverse_url,
+        **({"organization_id": args.org} if args.org else {}),
     )
     body, claims = activity_message(spec)
     properties: dict[str | bytes, Any] = {k: v for k, v in claims.items()}

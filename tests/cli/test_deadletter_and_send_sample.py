@@ -85,6 +85,23 @@ def test_send_sample_posts_exactly_what_dataverse_posts(bus: FakeServiceBus) -> 
     assert (parsed.activity.journey_id, parsed.activity.entity_type) == (JOURNEY, "cr123_smsmessage")
 
 
+def test_send_sample_names_the_org_in_a_multi_org_deployment(
+    bus: FakeServiceBus, capsys: pytest.CaptureFixture[str]
+) -> None:
+    org = "bbbbbbbb-0000-4000-8000-00000000000b"
+    multi = {
+        **{k: v for k, v in ENV.items() if k != "DATAVERSE_URL"},
+        "MULTI_ORG": "true",
+        "DATAVERSE_STATIC_TOKEN": "t",
+    }
+    assert send_sample.main(SAMPLE_ARGS, environ=multi, servicebus=bus) == 2
+    assert "--org" in capsys.readouterr().err and bus.ns.sent == []
+    assert send_sample.main([*SAMPLE_ARGS, "--org", org.upper()], environ=multi, servicebus=bus) == 0
+    [(_, message)] = bus.ns.sent
+    body = b"".join(message.body) if not isinstance(message.body, bytes) else message.body
+    assert parse_activity_message(body, "application/json", dict(message.application_properties)).organization_id == org
+
+
 def test_send_sample_prints_a_new_row_id_and_honours_queue(bus: FakeServiceBus) -> None:
     out = io.StringIO()
     assert send_sample.main([*SAMPLE_ARGS, "--queue", "callbacks"], environ=ENV, servicebus=bus, out=out) == 0
