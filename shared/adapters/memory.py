@@ -57,6 +57,17 @@ class MemoryStore:
             self._rows[(partition, row)] = (dict(values), etag)
             return etag
 
+    def rows(self, partition: str) -> list[tuple[str, dict[str, Any], str]]:
+        """Every row of one partition (the org registry's listing)."""
+        with self._lock:
+            self.operations += 1
+            return [(row, dict(v), etag) for (p, row), (v, etag) in self._rows.items() if p == partition]
+
+    def delete(self, partition: str, row: str) -> bool:
+        with self._lock:
+            self.operations += 1
+            return self._rows.pop((partition, row), None) is not None
+
 
 @dataclass
 class PublishedMessage:

@@ -102,3 +102,19 @@ class TableStore:
             {"PartitionKey": partition, "RowKey": row, **values}, mode=UpdateMode.REPLACE
         )
         return str(result["etag"])
+
+    def rows(self, partition: str) -> list[tuple[str, dict[str, Any], str]]:
+        """Every row of one partition (the org registry's listing)."""
+        self._ensure()
+        entities = self._table.query_entities("PartitionKey eq @p", parameters={"p": partition})
+        return [(str(e["RowKey"]), self._values(e), str(e.metadata["etag"])) for e in entities]
+
+    def delete(self, partition: str, row: str) -> bool:
+        from azure.core.exceptions import ResourceNotFoundError
+
+        self._ensure()
+        if self.get(partition, row) is None:
+            return False
+        with contextlib.suppress(ResourceNotFoundError):  # removed in between: removed all the same
+            self._table.delete_entity(partition_key=partition, row_key=row)
+        return True
