@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 import re
+import signal
 import socket
 import threading
 import time
@@ -380,6 +381,9 @@ class Servable(Protocol):
 
 def serve_forever(emulator: Servable, extra_lines: Sequence[str] = ()) -> int:
     """The command line of every emulator: print its URL (and any extra lines), serve until interrupted, stop."""
+    # Ctrl-C stops it even when started from a context that ignores SIGINT (a background job of a non-interactive
+    # shell passes SIG_IGN on to its children): the emulator's own command line always answers it.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     print(emulator.url, flush=True)
     for line in extra_lines:
         print(line, flush=True)
