@@ -199,8 +199,11 @@ def build_authorizer(settings: Settings, session: requests.Session) -> RtjAuthor
     )
 
 
-def build_dataverse(settings: Settings, tokens: Any, session: requests.Session) -> DataverseClient:
-    """One org's Dataverse client: its own token source, caches and service-protection pacing budget."""
+def build_dataverse(
+    settings: Settings, tokens: Any, session: requests.Session, hold_limit: float | None = None
+) -> DataverseClient:
+    """One org's Dataverse client: its own token source, caches and service-protection pacing budget.
+    ``hold_limit``: the longest throttling wait held in the worker (multi-org); a longer one defers the work."""
     return DataverseClient(
         settings.dataverse_url,
         tokens,
@@ -212,6 +215,7 @@ def build_dataverse(settings: Settings, tokens: Any, session: requests.Session) 
             settings.dataverse_max_concurrency,
             settings.dataverse_request_budget or None,
             settings.dataverse_budget_window_seconds,
+            hold_limit=hold_limit,
         ),
         batch_size=settings.dataverse_batch_size,
     )

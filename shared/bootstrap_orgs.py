@@ -49,6 +49,9 @@ class Infra:
 Assemble = Callable[..., Deps]  # shared.bootstrap.assemble_deps (passed in: the composition root imports this module)
 
 SENDER_SETTINGS = ("TWILIO_FROM", "ACS_FROM", "WHATSAPP_PHONE_NUMBER_ID")
+# An org's Dataverse throttling (429 Retry-After, a paused or spent budget) longer than this is not waited out in the
+# worker, which serves the other orgs too: the org's messages are deferred to when the wait is over (not an attempt).
+ORG_HOLD_SECONDS = 2.0
 
 
 class NoOrgDataverse(DataverseClient):
@@ -176,9 +179,8 @@ def build_tenants(
 
     def build(record: OrgRecord) -> Deps:
         effective = org_settings(settings, record, vault.reader(record))
-        dataverse = build_dataverse(
-            effective, tokens.tokens_for(record.environment_url, record.tenant_id), infra.session
-        )
+        org_token = tokens.tokens_for(record.environment_url, record.tenant_id)  # its tenant, cached per tenant
+        dataverse = build_dataverse(effective, org_token, infra.session, ORG_HOLD_SECONDS)
         query = f"?org={record.org_id}" if record.own_provider_credentials else ""
         deps = assemble_deps(effective, dataverse, infra, org_id=record.org_id, callback_query=query)
         missing = _relay_settings_missing(effective, record)

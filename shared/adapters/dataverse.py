@@ -33,7 +33,7 @@ from shared.adapters.odata import (
     parse_batch_response,
     retry_after_of,
 )
-from shared.adapters.pacing import Pacer
+from shared.adapters.pacing import Pacer, throttled
 from shared.domain.errors import DataverseError, NotFound, TransientError
 from shared.domain.models import ActivityRef, Interaction, ResponseType
 from shared.log import log_event
@@ -182,6 +182,9 @@ class DataverseClient:
                     self.throttled_count += 1
                     self.pacer.pause(retry_after if retry_after is not None else 1.0)
                 delay = retry_after if retry_after is not None else self._backoff(attempt)
+                hold = self.pacer.hold_limit
+                if status == 429 and hold is not None and delay > hold:  # multi-org: never hold the other orgs
+                    raise throttled(delay, f"Dataverse {operation}: HTTP 429, Retry-After {delay:.0f} s")
                 if attempt >= self._max_retries or self._clock() + delay >= deadline:
                     code, message = error_of(response)
                     raise TransientError(

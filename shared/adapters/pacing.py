@@ -13,8 +13,14 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
 
+from shared.domain.deferral import Throttled
 from shared.log import log_event
+
+
+def throttled(seconds: float, detail: str) -> Throttled:
+    return Throttled(detail, datetime.now(UTC) + timedelta(seconds=seconds))
 
 
 class Pacer:
@@ -26,8 +32,12 @@ class Pacer:
         *,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
+        hold_limit: float | None = None,
     ) -> None:
         self._slots = threading.BoundedSemaphore(max(1, max_concurrency))
+        # None: every wait is waited out here (one org). Multi-org: a longer wait raises Throttled instead, so the
+        # org's work is scheduled again and never holds the worker that serves the other orgs too.
+        self.hold_limit = hold_limit
         self._budget = budget
         self._window = window_seconds
         self._sent: deque[float] = deque()
@@ -59,6 +69,9 @@ class Pacer:
                     if self._budget is not None:
                         self._sent.append(now)
                     break
+            if self.hold_limit is not None and wait > self.hold_limit:
+                log_event("dataverse.throttled", wait_seconds=round(wait, 2), reason=reason)
+                raise throttled(wait, f"Dataverse asks to wait {wait:.0f} s ({reason})")
             self.waited_seconds += wait
             step = min(wait, 1.0)
             waited += step

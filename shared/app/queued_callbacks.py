@@ -14,7 +14,7 @@ from shared.app.config import Handled, Outcome
 from shared.app.deps import Deps
 from shared.app.events import apply_event
 from shared.app.outbox import Outbox
-from shared.app.settlement import poison, retry_later
+from shared.app.settlement import poison, settle
 from shared.domain.errors import DataverseError, TransientError
 from shared.ports import QueueMessage
 
@@ -44,14 +44,14 @@ def handle_queued_callbacks(deps: Deps, messages: Sequence[QueueMessage]) -> lis
             for record in result.due:
                 contributors.setdefault(record.key, []).append(index)
         if failure is not None:
-            outcomes.append(retry_later(deps, message, failure))
+            outcomes.append(settle(deps, message, failure))  # a throttled org's callbacks are deferred
             settled.add(index)
         else:
             outcomes.append(combined(results))
     for key, report_error in outbox.report().items():
         for index in contributors.get(key, []):
             if index not in settled:
-                outcomes[index] = retry_later(deps, messages[index], report_error)
+                outcomes[index] = settle(deps, messages[index], report_error)
                 settled.add(index)
     return outcomes  # each event logged its own outcome (callback.status, callback.unknown_message, ...)
 

@@ -9,6 +9,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
@@ -226,8 +227,9 @@ def test_an_unknown_or_disabled_org_is_poisoned_after_one_attempt_and_nothing_is
     assert all(not o.interactions for o in deployment.orgs.values())
 
 
-def test_org_a_throttled_does_not_slow_org_b(deployment: Deployment) -> None:
-    deployment.orgs[ORG_A].limit(requests_per_window=0, window_seconds=60, retry_after=4.0)
+def test_org_a_throttled_briefly_does_not_slow_org_b(deployment: Deployment) -> None:
+    # a short Retry-After (under ORG_HOLD_SECONDS) is waited out in A's own thread; B goes on beside it
+    deployment.orgs[ORG_A].limit(requests_per_window=0, window_seconds=60, retry_after=1.8)
     done = threading.Event()
     worker = threading.Thread(
         target=lambda: (deployment.deliver(deployment.activity(A), deployment.activity(B)), done.set())
@@ -236,12 +238,30 @@ def test_org_a_throttled_does_not_slow_org_b(deployment: Deployment) -> None:
     deadline = time.monotonic() + 3.0
     while not deployment.orgs[ORG_B].interactions and time.monotonic() < deadline:
         time.sleep(0.02)
-    # B was sent and reported while A's requests were still held by its Retry-After (4 s): nothing of A yet
+    # B was sent and reported while A's requests were still held by their Retry-After: nothing of A yet
     assert deployment.interactions(ORG_B) == [("sent", B.table)]
     assert not done.is_set() and deployment.orgs[ORG_A].interactions == []
     assert [m.to for m in deployment.twilio.messages] == [B.phone]
     worker.join(30)
     assert deployment.orgs[ORG_A].throttled_count >= 1
+
+
+def test_org_a_throttled_for_long_is_deferred_and_never_holds_the_worker(deployment: Deployment) -> None:
+    deployment.orgs[ORG_A].limit(requests_per_window=0, window_seconds=60, retry_after=5.0)  # > ORG_HOLD_SECONDS
+    before = datetime.now(UTC)
+    assert deployment.deliver(deployment.activity(A), deployment.activity(B))
+    assert deployment.interactions(ORG_B) == [("sent", B.table)]
+    assert [m.to for m in deployment.twilio.messages] == [B.phone]
+    assert deployment.orgs[ORG_A].throttled_count == 1  # one 429, not waited out: A's message is scheduled again
+    (deferred,) = deployment.host.queue.on(QUEUE)
+    props = deferred.application_properties or {}
+    assert "channel-deferred-until" in props and "channel-attempt" not in props  # not a failed attempt
+    assert deferred.scheduled_at is not None and deferred.scheduled_at >= before + timedelta(seconds=4.5)
+    deployment.orgs[ORG_A].unlimit()
+    assert deployment.host.pump(honour_schedule=True) == 0  # not due yet
+    time.sleep(max(0.0, (deferred.scheduled_at - datetime.now(UTC)).total_seconds()) + 0.1)
+    assert deployment.host.pump(honour_schedule=True) == 1
+    assert deployment.interactions(ORG_A) == [("sent", A.table)] and deployment.host.queue.on(POISON) == []
 
 
 def rtj_payload(sender: str, to: str, request_id: str = "req-1") -> bytes:

@@ -81,3 +81,23 @@ def test_each_request_that_waited_logs_one_pacing_line(caplog: pytest.LogCapture
         {"event": "dataverse.paced", "wait_seconds": "10.0", "reason": "budget"},
         {"event": "dataverse.paced", "wait_seconds": "2.5", "reason": "pause"},
     ]
+
+
+def test_with_a_hold_limit_a_longer_wait_is_deferred_not_slept() -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from shared.domain.deferral import DEFERRALS, Throttled
+
+    clock = ManualClock()
+    pacer = Pacer(max_concurrency=2, budget=1, window_seconds=60, clock=clock, sleep=clock.sleep, hold_limit=2.0)
+    pacer.pause(1.5)
+    with pacer.slot():  # a short wait is still waited out here
+        assert clock.now >= 1.5
+    before = datetime.now(UTC)
+    with pytest.raises(Throttled) as caught, pacer.slot():  # the budget is spent for ~60 s: not held here
+        pass
+    assert clock.now < 2.0 and isinstance(caught.value, DEFERRALS)
+    assert caught.value.reason == "dataverse_throttled" and caught.value.until >= before + timedelta(seconds=55)
+    pacer.pause(10)
+    with pytest.raises(Throttled), pacer.slot():
+        pass
