@@ -1,6 +1,6 @@
 """Multi-org throughput (issue #15): one app with ``MULTI_ORG=true`` serving two customer orgs, a mixed journey.
 
-    python -m bench.multi_org                      # N = 1,000 interleaved 50/50; unthrottled, then org A throttled
+    python -m bench.multi_org                # N = 1,000 interleaved 50/50: unthrottled, A throttled, A paced
     python -m bench.multi_org --n 200 --split 0.3 --variants unthrottled
 
 Each variant runs in its own process, against two Dataverse emulators (two org ids, different message tables, body
@@ -8,11 +8,11 @@ and phone columns, each with its own latency and service-protection limiter) and
 a different sender per org, a signed ``delivered`` callback per message) in a separate process; the org registry
 in an Azure Table (Azurite, read through ``TableOrgTable``, rows carrying each org's overrides); the state table in
 its own process as in ``bench.throughput``. The function app runs through the worker's converters
-(``devtools.host.LocalHost``) with the optimised configuration: batches of 100, 2 concurrent invocations, queued
-callbacks reported in batches, pacing at 95 % of each org's ceiling. In the ``a-throttled`` variant org A's
-limiter allows only ``--throttle-requests`` per window (the app is not told: it finds out through 429s); in
-``a-paced`` org A is throttled the same way and its registry row says so (``DATAVERSE_REQUEST_BUDGET`` override at
-95 % of that, its own pacer).
+(``devtools.host.LocalHost``) with the optimised configuration: batches of 100, 2 concurrent invocations for the
+new activities and 2 pumping due messages (callbacks, retries, at their scheduled time), queued callbacks reported
+in batches, pacing at 95 % of each org's ceiling. In the ``a-throttled`` variant org A's limiter allows only
+``--throttle-requests`` per window (the app is not told: it finds out through 429s); in ``a-paced`` org A is
+throttled the same way and its registry row says so (``DATAVERSE_REQUEST_BUDGET`` override at 95 % of that).
 
 Reported per org: Dataverse HTTP requests and operations per activity, 429s, sent / delivered interactions,
 duplicates, interactions that belong to the other org's activities (cross-org), SMS sent from another org's sender,
@@ -71,7 +71,16 @@ def overrides(org: Org, variant: str, throttle_requests: int) -> dict[str, str]:
     return row
 
 
-def run_variant(variant: str, n: int, split: float, base: Limits, throttle_requests: int) -> dict[str, Any]:
+def run_variant(
+    variant: str,
+    n: int,
+    split: float,
+    base: Limits,
+    throttle_requests: int,
+    max_retries: int = 4,
+    retry_base: float = 2.0,
+    max_seconds: float = 1800.0,
+) -> dict[str, Any]:
     from devtools import azurite
     from devtools.host import LocalHost
     from devtools.messages import ActivitySpec, activity_message
@@ -81,7 +90,7 @@ def run_variant(variant: str, n: int, split: float, base: Limits, throttle_reque
     from shared.orgs.registry import OrgRegistry
     from shared.settings import load_settings
 
-    logging.getLogger("channel").setLevel(logging.ERROR)
+    logging.disable(logging.WARNING)  # the app logs every 429 and retry: the figures are the output
     plan = journey(n, split)
     counts = {o.key: sum(1 for key, _ in plan if key == o.key) for o in ORGS}
     limits = org_limits(base, variant, throttle_requests)
@@ -116,7 +125,8 @@ def run_variant(variant: str, n: int, split: float, base: Limits, throttle_reque
         "DATAVERSE_REQUEST_BUDGET": str(int(base.requests * 0.95)),  # each org's own pacer (issue #15)
         "DATAVERSE_BUDGET_WINDOW_SECONDS": str(base.window),
         "DATAVERSE_MAX_CONCURRENCY": str(base.concurrent),
-        "DATAVERSE_MAX_RETRIES": "10",
+        "DATAVERSE_MAX_RETRIES": str(max_retries),  # inline retries of a 429 / 5xx before the work is deferred
+        "SEND_RETRY_BASE_SECONDS": str(retry_base),  # deferred work's backoff, scaled down like the limiter
         "SEND_CONCURRENCY": "8",
     }
     host.environ.update(env)
@@ -182,7 +192,8 @@ def run_variant(variant: str, n: int, split: float, base: Limits, throttle_reque
     parent.recv()
     poisoned = 0
     finished = False
-    while time.monotonic() - started < 1800:  # drain: scheduled retries and queued callbacks
+    progress = time.monotonic()
+    while time.monotonic() - started < max_seconds:  # drain: scheduled retries and queued callbacks
         parent.send("stats")
         stats = parent.recv()
         delivered = sum(stats[k].get("delivered", 0) for k in counts)
@@ -190,6 +201,10 @@ def run_variant(variant: str, n: int, split: float, base: Limits, throttle_reque
         if stats["sms"] + poisoned >= n and delivered >= stats["sms"]:
             finished = True
             break
+        if time.monotonic() - progress >= 15:
+            progress = time.monotonic()
+            state = {k: stats[k] for k in counts} | {"sms": stats["sms"], "poisoned": poisoned}
+            print(f"  {variant} at {progress - started:.0f} s: {json.dumps(state)}", file=sys.stderr, flush=True)
         time.sleep(0.1)
     seconds = time.monotonic() - started
     stop_pumping.set()
@@ -209,6 +224,8 @@ def run_variant(variant: str, n: int, split: float, base: Limits, throttle_reque
         "variant": variant,
         "n": n,
         "split_a": split,
+        "dataverse_max_retries": max_retries,
+        "send_retry_base_seconds": retry_base,
         "finished": finished,
         "seconds": round(seconds, 2),
         "activities_per_second": round(n / seconds, 1),
@@ -237,6 +254,23 @@ def main(argv: list[str] | None = None) -> int:
         default=10,
         help="org A's requests per window in the a-throttled and a-paced variants (default 10)",
     )
+    parser.add_argument(
+        "--dataverse-max-retries",
+        type=int,
+        default=4,
+        choices=range(11),
+        metavar="0..10",
+        help="the app's DATAVERSE_MAX_RETRIES (default 4, the app's default; bench.throughput uses 10)",
+    )
+    parser.add_argument(
+        "--retry-base",
+        type=float,
+        default=2.0,
+        help="the app's SEND_RETRY_BASE_SECONDS (default 2: the app's 30 s scaled down 15x, like the 20 s window)",
+    )
+    parser.add_argument(
+        "--max-seconds", type=float, default=1800.0, help="give a variant up after this long (reported unfinished)"
+    )
     parser.add_argument("--out", default=str(ROOT / "bench" / "results"), help="where to write the JSON")
     parser.add_argument("--run", help=argparse.SUPPRESS)  # internal: run one variant, print JSON
     given = sys.argv[1:] if argv is None else list(argv)
@@ -249,7 +283,17 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--throttle-requests must be at least 1 (0 would never let org A through)")
     base = limits_of(args)
     if args.run:
-        print(json.dumps(run_variant(args.run, args.n, args.split, base, args.throttle_requests)))
+        result = run_variant(
+            args.run,
+            args.n,
+            args.split,
+            base,
+            args.throttle_requests,
+            args.dataverse_max_retries,
+            args.retry_base,
+            args.max_seconds,
+        )
+        print(json.dumps(result))
         return 0
     names = [v.strip() for v in args.variants.split(",") if v.strip()]
     unknown = [v for v in names if v not in VARIANTS]
@@ -259,7 +303,7 @@ def main(argv: list[str] | None = None) -> int:
     for name in names:
         print(f"running {name} (N={args.n}, split {args.split:g}) ...", file=sys.stderr, flush=True)
         command = [sys.executable, "-m", "bench.multi_org", *given, "--run", name]
-        done = subprocess.run(command, cwd=ROOT, check=True, capture_output=True, text=True)  # noqa: S603
+        done = subprocess.run(command, cwd=ROOT, check=True, stdout=subprocess.PIPE, text=True)  # noqa: S603
         results.append(json.loads(done.stdout.strip().splitlines()[-1]))
     print(table(results))
     out = Path(args.out)

@@ -11,8 +11,8 @@ from bench.multi_org import main
 
 
 def test_multi_org_benchmark_runs_every_variant(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    args = ["--n", "12", "--split", "0.5", "--out", str(tmp_path), "--limit-requests", "200", "--limit-window", "4"]
-    assert main([*args, "--throttle-requests", "2", "--retry-after", "1"]) == 0
+    args = ["--n", "12", "--split", "0.5", "--out", str(tmp_path), "--limit-requests", "200", "--limit-window", "2"]
+    assert main([*args, "--throttle-requests", "2", "--retry-after", "1", "--dataverse-max-retries", "10"]) == 0
     document = json.loads((tmp_path / "multi-org-n12.json").read_text())
     assert document["command"].startswith("python -m bench.multi_org --n 12")
     results = {r["variant"]: r for r in document["results"]}
