@@ -386,14 +386,8 @@ def chart(results: list[RunResult], path: Path) -> bool:
     return True
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m bench.throughput", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--n", type=int, default=1000, help="contacts in the journey (default 1,000; up to 100,000)")
-    parser.add_argument(
-        "--configs", default="one-at-a-time,optimised,paced", help="comma-separated subset of: " + ", ".join(CONFIGS)
-    )
+def add_limit_arguments(parser: argparse.ArgumentParser) -> None:
+    """The Dataverse emulator's latency and service-protection limiter (every org's, in bench.multi_org)."""
     parser.add_argument("--latency-ms", type=float, default=20.0, help="injected Dataverse latency per request")
     parser.add_argument(
         "--limit-requests",
@@ -404,6 +398,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--limit-window", type=float, default=20.0, help="limiter window, seconds")
     parser.add_argument("--limit-concurrent", type=int, default=8, help="concurrent-request limit (real: 52)")
     parser.add_argument("--retry-after", type=float, default=2.0, help="Retry-After of a 429, seconds")
+
+
+def limits_of(args: argparse.Namespace) -> Limits:
+    return Limits(args.latency_ms, args.limit_requests, args.limit_window, args.limit_concurrent, args.retry_after)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.throughput", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--n", type=int, default=1000, help="contacts in the journey (default 1,000; up to 100,000)")
+    parser.add_argument(
+        "--configs", default="one-at-a-time,optimised,paced", help="comma-separated subset of: " + ", ".join(CONFIGS)
+    )
+    add_limit_arguments(parser)
     parser.add_argument(
         "--store",
         choices=("memory", "azurite"),
@@ -415,7 +424,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not 1 <= args.n <= 100_000:
         parser.error("--n must be between 1 and 100,000")
-    limits = Limits(args.latency_ms, args.limit_requests, args.limit_window, args.limit_concurrent, args.retry_after)
+    limits = limits_of(args)
     if args.run:
         print(json.dumps(asdict(run_config(args.run, args.n, limits, args.store))))
         return 0
