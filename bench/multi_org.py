@@ -6,7 +6,7 @@
 Each variant runs in its own process, against two Dataverse emulators (two org ids, different message tables, body
 and phone columns, each with its own latency and service-protection limiter) and the Twilio emulator (one account,
 a different sender per org, a signed ``delivered`` callback per message) in a separate process; the org registry
-in an Azure Table (Azurite, read through ``TableOrgTable``, rows carrying each org's overrides); the state table in
+in an Azure Table (Azurite, read through ``org_table``, rows carrying each org's overrides); the state table in
 its own process as in ``bench.throughput``. The function app runs through the worker's converters
 (``devtools.host.LocalHost``) with the optimised configuration: batches of 100, 2 concurrent invocations for the
 new activities and 2 pumping due messages (callbacks, retries, at their scheduled time), queued callbacks reported

@@ -183,7 +183,8 @@ class DataverseClient:
                     self.pacer.pause(retry_after if retry_after is not None else 1.0)
                 delay = retry_after if retry_after is not None else self._backoff(attempt)
                 hold = self.pacer.hold_limit
-                if status == 429 and hold is not None and delay > hold:  # multi-org: never hold the other orgs
+                if status == 429 and hold is not None and (delay > hold or attempt > 0):
+                    # multi-org: one short wait at most, then the org's work is deferred; the others go on
                     raise throttled(delay, f"Dataverse {operation}: HTTP 429, Retry-After {delay:.0f} s")
                 if attempt >= self._max_retries or self._clock() + delay >= deadline:
                     code, message = error_of(response)

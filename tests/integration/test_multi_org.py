@@ -526,3 +526,24 @@ def test_a_provider_queue_overflow_is_sent_again_in_its_org(deployment: Deployme
     assert [(m.application_properties or {}).get("channel-org-id") for m in requeued] == [ORG_B]
     deployment.host.pump()
     assert [m.to for m in deployment.twilio.messages] == [B.phone, B.phone] and deployment.host.queue.on(POISON) == []
+
+
+@pytest.mark.parametrize(("retry_after", "requests"), [(1.0, 2), (5.0, 1)])
+def test_an_org_client_waits_one_short_retry_after_at_most_then_defers(retry_after: float, requests: int) -> None:
+    from shared.adapters.dataverse import DataverseClient
+    from shared.adapters.pacing import Pacer
+    from shared.adapters.tokens import StaticToken
+    from shared.bootstrap_orgs import ORG_HOLD_SECONDS
+    from shared.domain.deferral import Throttled
+
+    with DataverseEmulator(token=TOKEN) as emulator:
+        emulator.limit(requests_per_window=0, window_seconds=60, retry_after=retry_after)
+        client = DataverseClient(emulator.url, StaticToken(TOKEN), pacer=Pacer(hold_limit=ORG_HOLD_SECONDS))
+        with pytest.raises(Throttled) as caught:
+            client.whoami()
+        assert emulator.throttled_count == requests  # a short Retry-After is waited once; a long one not at all
+        assert caught.value.until > datetime.now(UTC) + timedelta(seconds=retry_after - 0.5)
+        if retry_after > ORG_HOLD_SECONDS:  # the org's pacer is paused: its next call does not even reach Dataverse
+            with pytest.raises(Throttled):
+                client.whoami()
+            assert emulator.throttled_count == requests
