@@ -227,23 +227,22 @@ def test_an_unknown_or_disabled_org_is_poisoned_after_one_attempt_and_nothing_is
     assert all(not o.interactions for o in deployment.orgs.values())
 
 
-def test_org_a_throttled_briefly_does_not_slow_org_b(deployment: Deployment) -> None:
-    # a short Retry-After (under ORG_HOLD_SECONDS) is waited out in A's own thread; B goes on beside it
-    deployment.orgs[ORG_A].limit(requests_per_window=0, window_seconds=60, retry_after=1.8)
+def test_a_slow_org_a_does_not_slow_org_b(deployment: Deployment) -> None:
+    deployment.orgs[ORG_A].latency = 2.0  # every request of org A takes 2 s (an org far away, or struggling)
     done = threading.Event()
     worker = threading.Thread(
         target=lambda: (deployment.deliver(deployment.activity(A), deployment.activity(B)), done.set())
     )
     worker.start()
-    deadline = time.monotonic() + 3.0
+    deadline = time.monotonic() + 5.0
     while not deployment.orgs[ORG_B].interactions and time.monotonic() < deadline:
         time.sleep(0.02)
-    # B was sent and reported while A's requests were still held by their Retry-After: nothing of A yet
+    # B was sent and reported while A's requests were still in flight, in A's own thread: nothing of A yet
     assert deployment.interactions(ORG_B) == [("sent", B.table)]
     assert not done.is_set() and deployment.orgs[ORG_A].interactions == []
     assert [m.to for m in deployment.twilio.messages] == [B.phone]
-    worker.join(30)
-    assert deployment.orgs[ORG_A].throttled_count >= 1
+    worker.join(60)
+    assert deployment.interactions(ORG_A) == [("sent", A.table)]
 
 
 def test_org_a_throttled_for_long_is_deferred_and_never_holds_the_worker(deployment: Deployment) -> None:
@@ -528,7 +527,7 @@ def test_a_provider_queue_overflow_is_sent_again_in_its_org(deployment: Deployme
     assert [m.to for m in deployment.twilio.messages] == [B.phone, B.phone] and deployment.host.queue.on(POISON) == []
 
 
-@pytest.mark.parametrize(("retry_after", "requests"), [(1.0, 2), (5.0, 1)])
+@pytest.mark.parametrize(("retry_after", "requests"), [(0.3, 2), (5.0, 1)])
 def test_an_org_client_waits_one_short_retry_after_at_most_then_defers(retry_after: float, requests: int) -> None:
     from shared.adapters.dataverse import DataverseClient
     from shared.adapters.pacing import Pacer
