@@ -125,7 +125,7 @@ def check_org_settings(
         effective = org_settings(base, record, secret=reader)
     except OrgConfigError as exc:
         return problem(
-            "org-settings", str(exc), f"channel org update {record.org_id} --set SETTING=value / --unset SETTING"
+            "org-settings", str(exc), f"correct the named settings: channel org update {record.org_id} --set/--unset"
         ), None
     overrides = ", ".join(sorted([*record.overrides, *(f"{s}{SECRET_SUFFIX}" for s in record.secret_names)]))
     return ok("org-settings", f"row valid; overrides: {overrides or 'none'}"), effective
