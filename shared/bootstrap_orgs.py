@@ -48,7 +48,7 @@ class Infra:
 
 Assemble = Callable[..., Deps]  # shared.bootstrap.assemble_deps (passed in: the composition root imports this module)
 
-SENDER_SETTINGS = ("TWILIO_FROM", "ACS_FROM", "WHATSAPP_PHONE_NUMBER_ID")
+SENDER_SETTINGS = ("TWILIO_FROM", "TWILIO_MESSAGING_SERVICE_SID", "ACS_FROM", "WHATSAPP_PHONE_NUMBER_ID")
 # An org's Dataverse throttling (429 Retry-After, a paused or spent budget) longer than this is not waited out in the
 # worker, which serves the other orgs too: the org's messages are deferred to when the wait is over (not an attempt).
 ORG_HOLD_SECONDS = 0.5

@@ -62,6 +62,8 @@ SECRET_SUFFIX = "_SECRET_NAME"  # noqa: S105 - a property-name suffix, not a sec
 _PROVIDER_SECRETS = frozenset(SECRET_SETTINGS) - {"RTJ_OUTBOUND_SECRET"}
 # Overrides that only make sense with the org's own secret (an account id with the ISV's token would never work).
 _NEEDS_SECRET = {"TWILIO_ACCOUNT_SID": "TWILIO_AUTH_TOKEN", "ACS_ENDPOINT": "ACS_ACCESS_KEY"}
+# Settings of which exactly one is set (the sender): an org that sets one drops the deployment's other.
+_ONE_OF = (("TWILIO_FROM", "TWILIO_MESSAGING_SERVICE_SID"), ("TWILIO_MESSAGING_SERVICE_SID", "TWILIO_FROM"))
 _CORE = ("WebApiUrl", "TenantId", "DisplayName", "Enabled", "UpdatedAt")
 
 _GUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
@@ -195,6 +197,9 @@ def org_settings(base: Settings, record: OrgRecord, secret: Callable[[str], str]
         raise OrgConfigError(f"org {record.org_id}: " + "; ".join(errors))
     data = base.model_dump()
     data["dataverse_url"] = record.environment_url
+    for chosen, other in _ONE_OF:  # an org's sender replaces the deployment's, whichever form either takes
+        if chosen in record.overrides and other not in record.overrides:
+            data[_field_of(other)] = None
     by_alias = {_field_of(name): value for name, value in record.overrides.items()}
     data.update(by_alias)
     for name, secret_name in record.secret_names.items():

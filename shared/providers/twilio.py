@@ -241,6 +241,7 @@ class TwilioProvider:
                     event_id=sid,
                     keyword=button_keyword(payload) if payload else None,
                     opt_out=bool(payload) and is_opt_out_payload(str(payload), self._opt_out_payloads),
+                    account=form.get("MessagingServiceSid") or None,  # the pool the number belongs to, if any
                 )
             )
         return ProviderCallback(events=events, reply=HttpReply(200, EMPTY_TWIML, "text/xml"))

@@ -546,3 +546,22 @@ def test_an_org_client_waits_one_short_retry_after_at_most_then_defers(retry_aft
             with pytest.raises(Throttled):
                 client.whoami()
             assert emulator.throttled_count == requests
+
+
+def test_a_reply_to_a_messaging_service_number_goes_to_the_org_that_wrote_through_that_service(
+    deployment: Deployment,
+) -> None:
+    service_b = "MG" + "b" * 32  # org B sends through its messaging service: Twilio picks the number from its pool
+    overrides = {k: v for k, v in CUSTOMER_OVERRIDES[ORG_B].items() if k != "TWILIO_FROM"}
+    change_org(deployment, ORG_B, overrides={**overrides, "TWILIO_MESSAGING_SERVICE_SID": service_b})
+    contact_b = "0e3b8a8c-2f1d-4b6a-9c3e-7d5f1a2b3c4d"
+    deployment.orgs[ORG_B].add_row("contact", contact_b, {B.phone_column: A.phone, "donotphone": False})
+    deployment.deliver(deployment.activity(B))  # org B writes to A's contact through its service...
+    deployment.deliver(deployment.activity(A))  # ...then org A, from the deployment's number
+    pool_number = "+15005550042"  # a number of B's pool, configured nowhere in the registry
+    url = deployment.callback_base + "/api/callbacks/twilio"
+    assert deployment.twilio.send_inbound(url, A.phone, pool_number, "YES", messaging_service_sid=service_b)[0] == 200
+    assert [i["TriggerKeyword"] for i in deployment.orgs[ORG_B].interactions if i["ResponseType"] == "keyword"] == [
+        "yes"
+    ]
+    assert all(i["ResponseType"] != "keyword" for i in deployment.orgs[ORG_A].interactions)

@@ -162,3 +162,10 @@ def test_lookup_is_cached_for_org_cache_seconds(base: Settings) -> None:
     assert registry.lookup(ORG_A.upper()) == found  # cached
     now[0] = 61
     assert registry.lookup(ORG_A).enabled is False  # type: ignore[union-attr]
+
+
+def test_an_org_messaging_service_replaces_the_deployment_number(base: Settings) -> None:
+    service = "MG" + "c" * 32
+    effective = org_settings(base, org(overrides={"TWILIO_MESSAGING_SERVICE_SID": service}))
+    assert (effective.twilio_from, effective.twilio_messaging_service_sid) == (None, service)
+    assert org_settings(base, org()).twilio_from == "+447700900001"  # the org's own number
