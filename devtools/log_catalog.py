@@ -3,7 +3,8 @@
 Every ``log_event("<event>", level, field=…)`` call in ``shared/`` and ``functions/`` is found with :mod:`ast`:
 its keyword names are the fields; ``**activity_ids(…)`` adds the correlation ids that function returns; events
 logged through a ``("<event>", level, {fields})`` tuple (the settlement helper) get the tuple's keys plus the
-keywords of the ``log_event`` call that logs such tuples. Every line also carries ``event`` itself.
+keywords of the ``log_event`` call that logs such tuples. Every line also carries ``event`` itself, and may carry the
+fields of any ``log_scope(field=…)`` (``org_id``: multi-org).
 Used by tests/infra/test_workbook.py: a workbook query may only use what this finds.
 """
 
@@ -25,8 +26,8 @@ def _correlation_ids() -> set[str]:
     return set(activity_ids(ActivityRef("r", "a", "c", "j", "i", "t", "e")))
 
 
-def _is_log_call(node: ast.AST) -> bool:
-    return isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "log_event"
+def _is_log_call(node: ast.AST, name: str = "log_event") -> bool:
+    return isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == name
 
 
 def _is_ids_call(node: ast.expr | None) -> bool:
@@ -80,6 +81,7 @@ def catalog(repo: Path, roots: Iterable[str] = ROOTS) -> dict[str, set[str]]:
     events: dict[str, set[str]] = {}
     tuple_events: dict[str, set[str]] = {}
     indirect_fields: set[str] = set()
+    scoped: set[str] = set()  # log_scope(...) fields: any line logged inside may carry them
     for root in roots:
         for path in sorted((repo / root).rglob("*.py")):
             tree = ast.parse(path.read_text(encoding="utf-8"), str(path))
@@ -89,6 +91,8 @@ def catalog(repo: Path, roots: Iterable[str] = ROOTS) -> dict[str, set[str]]:
                     tuple_events.setdefault(name, set()).update(keys)
                 assigned = _assignments(scope)
                 for node in ast.walk(scope):
+                    if isinstance(node, ast.Call) and _is_log_call(node, "log_scope"):
+                        scoped |= {k.arg for k in node.keywords if k.arg is not None}
                     if not isinstance(node, ast.Call) or not _is_log_call(node):
                         continue
                     first = node.args[0] if node.args else None
@@ -98,4 +102,4 @@ def catalog(repo: Path, roots: Iterable[str] = ROOTS) -> dict[str, set[str]]:
                         indirect_fields |= _fields(node, ids, assigned)
     for name, keys in tuple_events.items():
         events.setdefault(name, set()).update(keys | indirect_fields)
-    return {name: fields | {"event"} for name, fields in events.items()}
+    return {name: fields | scoped | {"event"} for name, fields in events.items()}

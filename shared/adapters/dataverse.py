@@ -185,6 +185,7 @@ class DataverseClient:
                 hold = self.pacer.hold_limit
                 if status == 429 and hold is not None and (delay > hold or attempt > 0):
                     # multi-org: one short wait at most, then the org's work is deferred; the others go on
+                    log_event("dataverse.throttled", wait_seconds=round(delay, 2), reason="retry_after")
                     raise throttled(delay, f"Dataverse {operation}: HTTP 429, Retry-After {delay:.0f} s")
                 if attempt >= self._max_retries or self._clock() + delay >= deadline:
                     code, message = error_of(response)
