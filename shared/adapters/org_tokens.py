@@ -70,10 +70,19 @@ class OrgSignInError(TransientError):
 class OrgTokenProvider(TokenProvider):
     """A :class:`TokenProvider` whose sign-in failures are :class:`OrgSignInError` naming the tenant and the fix."""
 
-    def __init__(self, credential: TokenCredentialLike, scope: str, *, tenant_id: str, app_client_id: str) -> None:
+    def __init__(
+        self,
+        credential: TokenCredentialLike,
+        scope: str,
+        *,
+        tenant_id: str,
+        app_client_id: str,
+        authority: str = DEFAULT_AUTHORITY,
+    ) -> None:
         super().__init__(credential, scope)
         self.tenant_id = tenant_id
         self._app = app_client_id
+        self._authority = authority.rstrip("/")  # the consent page lives in the same cloud
 
     def token(self, *, force_refresh: bool = False) -> str:
         from azure.core.exceptions import ClientAuthenticationError
@@ -84,9 +93,7 @@ class OrgTokenProvider(TokenProvider):
             text = str(exc)
             found = _AADSTS.search(text)
             code = found.group(0) if found else type(exc).__name__
-            consent = (
-                f"{DEFAULT_AUTHORITY}/{self.tenant_id}/adminconsent?client_id={self._app or '<ORG_APP_CLIENT_ID>'}"
-            )
+            consent = f"{self._authority}/{self.tenant_id}/adminconsent?client_id={self._app or '<ORG_APP_CLIENT_ID>'}"
             fix = _FIXES.get(code, "see Entra's message").format(consent=consent)
             if type(exc).__name__ == "CredentialUnavailableError":
                 fix = "the app's managed identity (AZURE_CLIENT_ID) is not available here"
@@ -150,8 +157,10 @@ class OrgTokens:
         *,
         static_token: str | None = None,
         app_client_id: str | None = None,
+        authority: str | None = None,
     ) -> None:
         self._factory = credential_factory
+        self._authority = authority or DEFAULT_AUTHORITY
         self._app = (app_client_id or "").strip()
         self._static = (static_token or "").strip()
         self._lock = threading.Lock()
@@ -199,7 +208,8 @@ class OrgTokens:
                 )
             return StaticToken(self._static)
         credential = self._credential(tenant)
-        return OrgTokenProvider(credential, f"{root}/.default", tenant_id=tenant, app_client_id=self._app)
+        scope = f"{root}/.default"
+        return OrgTokenProvider(credential, scope, tenant_id=tenant, app_client_id=self._app, authority=self._authority)
 
 
 def managed_identity_credential(client_id: str | None) -> TokenCredentialLike:
@@ -275,4 +285,4 @@ def org_tokens(
             assertion=ManagedIdentityAssertion(managed_identity),
             authority=authority or DEFAULT_AUTHORITY,
         )
-    return OrgTokens(credential_factory, static_token=static_token, app_client_id=app_client_id)
+    return OrgTokens(credential_factory, static_token=static_token, app_client_id=app_client_id, authority=authority)

@@ -375,3 +375,17 @@ def test_a_tenant_that_has_not_consented_with_real_azure_identity(identity: Endp
         tokens.tokens_for(ORG_B, TENANT_B).token()
     assert caught.value.code == "AADSTS700016"
     assert tokens.tokens_for(ORG_A, TENANT_A).token() == f"dv-{TENANT_A}-2"  # one tenant's refusal is its own
+
+
+def test_the_consent_page_is_in_the_cloud_of_the_authority() -> None:
+    from azure.core.exceptions import ClientAuthenticationError
+
+    tokens = org_tokens(
+        app_client_id=APP,
+        managed_identity_client_id=MI,
+        authority="https://login.microsoftonline.us/",
+        credential=Refusing(ClientAuthenticationError("AADSTS700016: Application not found in the directory")),
+    )
+    with pytest.raises(OrgSignInError) as caught:
+        tokens.tokens_for(ORG_B, TENANT_B).token()
+    assert f"open https://login.microsoftonline.us/{TENANT_B}/adminconsent?client_id={APP}" in caught.value.detail
