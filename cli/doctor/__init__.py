@@ -121,10 +121,12 @@ def run_checks(
         results.append(skipped("dataverse", "MULTI_ORG=true: check each org with --org <id> (channel org list)"))
     else:
         results += run_dataverse_checks(settings, environ, options, credential, session)
-    results.append(check_state_table(settings))
-    results.extend(check_queues(settings, servicebus))
-    results.append(check_provider(settings, session))
-    return results
+    return results + _shared_resource_checks(settings, servicebus) + [check_provider(settings, session)]
+
+
+def _shared_resource_checks(settings: Settings, servicebus: ServiceBusFactory | None) -> list[CheckResult]:
+    """The deployment's own resources, the same for every org: the state table and the queues."""
+    return [check_state_table(settings), *check_queues(settings, servicebus)]
 
 
 def run_org_checks(
@@ -157,8 +159,7 @@ def run_org_checks(
     # RTJ counts as configured for the org when its own row sets the relay settings too.
     org_environ = {**environ, **record.overrides, **{name: "(Key Vault)" for name in record.secret_names}}
     results += run_dataverse_checks(settings, org_environ, options, credential, session, target)
-    results.append(check_state_table(settings))
-    results.extend(check_queues(settings, servicebus))
+    results += _shared_resource_checks(settings, servicebus)
     if record.own_provider_credentials and reader is None:
         results.append(
             skipped(
